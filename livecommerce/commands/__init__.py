@@ -1,0 +1,1 @@
+"""One module per ``livecommerce`` subcommand (see :mod:`livecommerce.cli`)."""

@@ -1,0 +1,115 @@
+"""One settings object for every process, read from ``LC_*`` environment variables.
+
+Why one object: the worker, the gateway, the simulator, the tests and docker-compose must agree on
+the same broker, topic names and ClickHouse DSN.  Each field carries its environment variable name
+and a one-line description in its metadata, so the README table and the docker-compose check are
+derived from this file rather than kept in sync by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration of livecommerce. Build with :meth:`from_env`; override with :meth:`replace`."""
+
+    data_dir: str = _setting(
+        str(REPO_ROOT / ".lc"), "LC_DATA_DIR",
+        "Where the local stack keeps Kafka logs, PID files and the embedded ClickHouse.",
+    )
+    kafka_bootstrap: str = _setting(
+        "127.0.0.1:19092", "LC_KAFKA_BOOTSTRAP", "Kafka bootstrap servers (host:port[,host:port])."
+    )
+    kafka_port: int = _setting(
+        19092, "LC_KAFKA_PORT", "Port of the local broker started by `livecommerce up` (loopback only)."
+    )
+    kafka_controller_port: int = _setting(
+        19093, "LC_KAFKA_CONTROLLER_PORT", "KRaft controller port of the local broker (loopback only)."
+    )
+    kafka_heap: str = _setting("768m", "LC_KAFKA_HEAP", "Java heap (-Xmx) of the local broker.")
+    topic_prefix: str = _setting("lc.", "LC_TOPIC_PREFIX", "Prefix of every Kafka topic name.")
+    partitions: int = _setting(
+        3, "LC_PARTITIONS", "Partitions of each keyed topic (the unit of parallelism and of SKU locking)."
+    )
+    replication_factor: int = _setting(
+        1, "LC_REPLICATION_FACTOR", "Replication factor of created topics (3 in production)."
+    )
+    clickhouse_dsn: str = _setting(
+        "", "LC_CLICKHOUSE_DSN",
+        "ClickHouse DSN: chdb:///path (embedded, default <data_dir>/clickhouse) or http(s)://user:pw@host:port/db.",
+    )
+    jwt_secret: str = _setting(
+        "dev-only-change-me", "LC_JWT_SECRET", "HMAC secret for gateway JWTs. Set a real one in production."
+    )
+    pseudonym_secret: str = _setting(
+        "dev-only-pseudonym-key", "LC_PSEUDONYM_SECRET",
+        "Key of the keyed hash that pseudonymises viewer ids before analytics.",
+    )
+    gateway_host: str = _setting("127.0.0.1", "LC_GATEWAY_HOST", "Bind address of the websocket gateway.")
+    gateway_port: int = _setting(8765, "LC_GATEWAY_PORT", "Port of the websocket gateway and dashboard.")
+    metrics_port: int = _setting(
+        9400, "LC_METRICS_PORT", "Prometheus /metrics port of a process (0 disables; each process needs its own)."
+    )
+    worker_web_port: int = _setting(
+        6066, "LC_WORKER_WEB_PORT", "Faust worker web port (bound to 127.0.0.1; one per worker)."
+    )
+    max_message_bytes: int = _setting(
+        16384, "LC_MAX_MESSAGE_BYTES", "Largest accepted event on the wire; larger ones are dead-lettered."
+    )
+    max_future_skew_ms: int = _setting(
+        300_000, "LC_MAX_FUTURE_SKEW_MS", "Events stamped further in the future than this are rejected."
+    )
+    log_level: str = _setting("INFO", "LC_LOG_LEVEL", "Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = _setting("json", "LC_LOG_FORMAT", "Log format: json (one object a line) or console.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from its ``LC_*`` variable, falling back to the documented default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name in env and env[name] != "":
+                raw = env[name]
+                try:
+                    values[f.name] = int(raw) if f.type in ("int", int) else raw
+                except ValueError as exc:
+                    raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def topic(self, name: str) -> str:
+        """Full Kafka topic name of a logical topic (``orders`` -> ``lc.orders``)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def effective_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{Path(self.data_dir).resolve() / 'clickhouse'}"
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """(env var, default, description) for every setting, for the README and docker-compose check."""
+        return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(cls)]
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as environment variables, to hand to child processes."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,71 @@
+"""Kafka topics: which event each carries, which field is its key, its partitions and configs.
+
+The key decides the partition, and the partition decides who may write the state:
+order attempts, payments and sale config are keyed by ``sku_id`` so that one consumer owns a
+SKU's stock and decides serially (partitioning is the lock).  Room events and everything the
+dashboard reads are keyed by ``room_id`` so that one room's counters have a single writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.base import Event
+from schemas.events import (
+    Alert,
+    Comment,
+    DeadLetter,
+    Like,
+    OrderAttempt,
+    OrderResult,
+    Payment,
+    Presence,
+    RoomCounters,
+    SaleConfig,
+    ScoredComment,
+    StockUpdate,
+)
+
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One logical topic. ``name`` has no prefix; ``Settings.topic(name)`` adds it."""
+
+    name: str
+    event: type[Event]
+    key_field: str
+    description: str
+    config: dict[str, str] = field(default_factory=dict)
+
+    def key_of(self, event: Event) -> bytes:
+        """The Kafka message key of ``event`` on this topic (UTF-8 of its key field)."""
+        return str(getattr(event, self.key_field)).encode()
+
+
+_SPECS = [
+    TopicSpec("comments", Comment, "room_id", "Viewers' chat comments, as sent."),
+    TopicSpec("likes", Like, "room_id", "Likes, possibly coalesced (count > 1)."),
+    TopicSpec("presence", Presence, "room_id", "Viewer join / leave / heartbeat."),
+    TopicSpec("sale-config", SaleConfig, "sku_id", "Flash-sale open / close / restock per SKU."),
+    TopicSpec("orders", OrderAttempt, "sku_id", "Order attempts; order_id is the idempotency key."),
+    TopicSpec("payments", Payment, "sku_id", "Payment confirmations and cancellations."),
+    TopicSpec("order-results", OrderResult, "room_id", "Accepted / rejected / paid / expired answers."),
+    TopicSpec(
+        "stock", StockUpdate, "room_id", "Latest stock of each SKU.",
+        {"cleanup.policy": "compact,delete", "retention.ms": _WEEK_MS},
+    ),
+    TopicSpec("scored-comments", ScoredComment, "room_id", "Comments with sentiment label and score."),
+    TopicSpec(
+        "room-counters", RoomCounters, "room_id", "1-second live counter snapshots per room.",
+        {"retention.ms": str(24 * 3600 * 1000)},
+    ),
+    TopicSpec("alerts", Alert, "room_id", "Risk and sentiment alerts."),
+    TopicSpec("dead-letters", DeadLetter, "source_topic", "Rejected messages with original bytes and reason."),
+]
+
+TOPICS: dict[str, TopicSpec] = {spec.name: spec for spec in _SPECS}
+
+#: Topics that outside producers (apps, gateway, kcat) write to; the workers validate them.
+INPUT_TOPICS = ("comments", "likes", "presence", "sale-config", "orders", "payments")
