@@ -1,0 +1,1 @@
+"""flash_sale job."""
