@@ -54,7 +54,7 @@ def decode(
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise ValidationError(f"message must be bytes, got {type(raw).__name__}")
     if len(raw) > max_bytes:
-        raise ValidationError(f"message is {len(raw)} bytes, at most {max_bytes} allowed")
+        raise ValidationError(f"message is {len(raw)} bytes, at most {max_bytes} bytes allowed")
     try:
         event = _decoder(event_type).decode(raw)
     except msgspec.ValidationError as exc:
