@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from livecommerce.settings import Settings
 
 #: Subcommands in the order ``--help`` lists them. A module listed here that does not exist yet is skipped.
-COMMANDS = ["up", "down", "status", "simulate", "worker", "gateway", "sentiment", "report", "bench", "demo"]
+COMMANDS = [
+    "up", "down", "status", "topics", "simulate", "migrate", "reconcile", "watch",
+    "worker", "gateway", "sentiment", "report", "bench", "demo",
+]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
