@@ -1,0 +1,476 @@
+"""A real, single-node Apache Kafka 4.x broker (KRaft, combined broker+controller) for this machine.
+
+Why this exists: these machines have Java but no Docker engine, and the project insists on real
+components.  The jars come from Maven Central through ``broker/pom.xml``; this module writes the
+configs, formats the storage once, starts ``kafka.Kafka`` detached in its own process group, waits
+until it answers, and stops it by PID.  ``start()`` on a running broker is a no-op, so ``livecommerce
+up`` twice is harmless, and a PID file left by a crash is recognised as stale and replaced.
+
+The config builders at the top are pure functions over plain values (unit-tested without Java);
+:class:`LocalKafka` below them is the thin process shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from livecommerce.settings import REPO_ROOT
+
+BROKER_DIR = REPO_ROOT / "broker"
+POM = BROKER_DIR / "pom.xml"
+LIB_DIR = BROKER_DIR / "lib"
+#: Records which pom.xml the jars in LIB_DIR were fetched for, so a changed pom refetches them.
+_STAMP = ".pom.sha256"
+
+NODE_ID = 1
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be fetched, started or stopped; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------------- pure core
+
+
+def server_properties(log_dir: str, port: int, controller_port: int) -> dict[str, str]:
+    """The broker's ``server.properties`` for a single-node dev/test cluster.
+
+    Loopback only.  Every internal topic gets replication factor 1 and min ISR 1, otherwise the first
+    consumer group or transaction would wait forever for replicas that do not exist (exactly-once Faust
+    needs the transaction state topic).  Static voters (not ``--standalone``) keep the controller
+    endpoint out of the formatted log, so a data dir can be restarted on other ports.
+    """
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": log_dir,
+        # Topics are created explicitly with their partition counts (partitioning is the SKU lock).
+        "auto.create.topics.enable": "false",
+        "num.partitions": "3",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # A single member should not wait 3 s for others that will never come.
+        "group.initial.rebalance.delay.ms": "0",
+        # Two shared cores: few threads; small segments and a two-day retention keep the disk bounded.
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "log.retention.hours": "48",
+        "log.retention.bytes": str(1024 * 1024 * 1024),
+        "log.retention.check.interval.ms": "60000",
+    }
+
+
+def log4j2_properties(log_file: str) -> str:
+    """A quiet log4j2 config: warnings and the start/stop lines, to a size-capped file in the data dir."""
+    return "\n".join(
+        [
+            "status = warn",
+            "appender.file.type = RollingFile",
+            "appender.file.name = file",
+            f"appender.file.fileName = {log_file}",
+            f"appender.file.filePattern = {log_file}.%i",
+            "appender.file.layout.type = PatternLayout",
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+            "appender.file.policies.type = Policies",
+            "appender.file.policies.size.type = SizeBasedTriggeringPolicy",
+            "appender.file.policies.size.size = 10MB",
+            "appender.file.strategy.type = DefaultRolloverStrategy",
+            "appender.file.strategy.max = 2",
+            "rootLogger.level = warn",
+            "rootLogger.appenderRef.file.ref = file",
+            "logger.raftserver.name = kafka.server.KafkaRaftServer",
+            "logger.raftserver.level = info",
+            "",
+        ]
+    )
+
+
+def render_properties(props: Mapping[str, str]) -> str:
+    """Java properties text, one ``key=value`` a line, in a stable order."""
+    for key, value in props.items():
+        if any(c in key for c in "=:\n \\") or "\n" in value:
+            raise ValueError(f"property {key!r}={value!r} cannot be written without escaping")
+    return "".join(f"{key}={value}\n" for key, value in sorted(props.items()))
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Inverse of :func:`render_properties` (also reads ``meta.properties`` written by Kafka)."""
+    result: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, _, value = line.partition("=")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def cluster_id_from_bytes(raw: bytes) -> str:
+    """A KRaft cluster id: 16 bytes as unpadded URL-safe base64 (22 chars), like Kafka's ``Uuid.toString``."""
+    if len(raw) != 16:
+        raise ValueError(f"a cluster id is 16 bytes, got {len(raw)}")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def new_cluster_id() -> str:
+    """A fresh random cluster id that Kafka accepts.
+
+    Kafka's own generator redraws ids that start with ``-`` (they look like a command-line flag) and
+    the all-zero id (reserved); so do we.
+    """
+    while True:
+        candidate = cluster_id_from_bytes(os.urandom(16))
+        if not candidate.startswith("-") and candidate != cluster_id_from_bytes(bytes(16)):
+            return candidate
+
+
+def pom_digest(pom_text: bytes) -> str:
+    return hashlib.sha256(pom_text).hexdigest()
+
+
+def jars_up_to_date(lib_dir: Path, pom_sha: str) -> bool:
+    """True when ``lib_dir`` holds the Kafka jar fetched for exactly this pom."""
+    stamp = lib_dir / _STAMP
+    return (
+        any(lib_dir.glob("kafka_2.13-*.jar"))
+        and stamp.exists()
+        and stamp.read_text().strip() == pom_sha
+    )
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file, or a note that it does not exist (for error messages)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no {path.name} yet)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ------------------------------------------------------------------------------------------------ jars
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so pytest and ``make demo`` never run Maven into the same dir at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_kafka_jars(lib_dir: Path = LIB_DIR, pom: Path = POM) -> Path:
+    """Make sure ``lib_dir`` holds the runtime jars of ``pom``; fetch them with Maven if not.
+
+    Jars are fetched into a staging dir and then moved in, so a running broker keeps its already-open
+    jars and a failed download leaves the previous set intact.  Returns ``lib_dir``.
+    """
+    pom_sha = pom_digest(pom.read_bytes())
+    if jars_up_to_date(lib_dir, pom_sha):
+        return lib_dir
+    with _file_lock(lib_dir / ".lock"):
+        if jars_up_to_date(lib_dir, pom_sha):  # another process fetched them while we waited
+            return lib_dir
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError(
+                f"Kafka jars are missing from {lib_dir} and Maven is not installed "
+                "(apt-get install maven, or copy the jars there by hand)."
+            )
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=lib_dir))
+        try:
+            cmd = [
+                mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise BrokerError(
+                    f"Maven could not fetch the Kafka jars ({' '.join(cmd)}):\n"
+                    f"{(proc.stdout + proc.stderr)[-3000:]}"
+                )
+            fetched = {jar.name for jar in staging.glob("*.jar")}
+            for jar in staging.glob("*.jar"):
+                os.replace(jar, lib_dir / jar.name)
+            for old in lib_dir.glob("*.jar"):
+                if old.name not in fetched:
+                    old.unlink()
+            (lib_dir / _STAMP).write_text(pom_sha + "\n")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return lib_dir
+
+
+def _require_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("Java 17+ is needed to run the local Kafka broker (apt-get install openjdk-17-jre-headless).")
+    return java
+
+
+# --------------------------------------------------------------------------------------------- process
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already listens on ``host:port`` (so our broker could not bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _process_alive(pid: int) -> bool:
+    """True for a live process; zombies (exited but not yet reaped) count as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+class LocalKafka:
+    """One local broker living in ``data_dir`` (configs, logs, PID file and the Kafka log dirs)."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int,
+        controller_port: int,
+        heap: str = "768m",
+        lib_dir: Path = LIB_DIR,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+        self.lib_dir = lib_dir
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    # paths ------------------------------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log4j_file(self) -> Path:
+        return self.data_dir / "log4j2.properties"
+
+    @property
+    def broker_log(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.data_dir / "broker.out"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    # state ------------------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """PID of this data dir's running broker, or None.  A stale PID file is removed."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _process_alive(pid) and self._is_our_broker(pid):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def _is_our_broker(self, pid: int) -> bool:
+        """Guards against PID reuse: the process must be kafka.Kafka started with our config file."""
+        args = _cmdline(pid)
+        return "kafka.Kafka" in args and str(self.config_file) in args
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def is_answering(self, timeout: float = 3.0) -> bool:
+        """True when the broker serves metadata (a Kafka client sees node 1), not just an open port."""
+        if not port_in_use(self.port):
+            return False
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except Exception:
+            return False
+        return NODE_ID in metadata.brokers
+
+    def is_formatted(self) -> bool:
+        return (self.log_dir / "meta.properties").exists()
+
+    # lifecycle --------------------------------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> float:
+        """Start the broker (or find it running) and wait until it answers.
+
+        Returns the seconds spent; 0.0 means it was already up and nothing was done.
+        """
+        began = time.monotonic()
+        if self.pid() is not None:
+            if self.is_answering():
+                return 0.0
+            self.wait_ready(timeout)
+            return time.monotonic() - began
+        for port in (self.port, self.controller_port):
+            if port_in_use(port):
+                raise BrokerError(
+                    f"port {port} on 127.0.0.1 is already in use by another process; choose other ports "
+                    "(LC_KAFKA_PORT / LC_KAFKA_CONTROLLER_PORT / LC_KAFKA_BOOTSTRAP) or stop that process."
+                )
+        java = _require_java()
+        ensure_kafka_jars(self.lib_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(
+            render_properties(server_properties(str(self.log_dir), self.port, self.controller_port))
+        )
+        self.log4j_file.write_text(log4j2_properties(str(self.broker_log)))
+        if not self.is_formatted():
+            self._format(java)
+        with self.stdout_log.open("ab") as out:
+            self._popen = subprocess.Popen(
+                [*self._java_command(java), "kafka.Kafka", str(self.config_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,  # own process group: stop() signals the group, Ctrl-C does not
+            )
+        self.pid_file.write_text(f"{self._popen.pid}\n")
+        try:
+            self.wait_ready(timeout - (time.monotonic() - began))
+        except BrokerError:
+            self.stop()
+            raise
+        return time.monotonic() - began
+
+    def _java_command(self, java: str) -> list[str]:
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            "-Xms64m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{self.lib_dir}/*",
+        ]
+
+    def _format(self, java: str) -> None:
+        """Format the KRaft storage once, with a fresh cluster id (the data dir keeps it afterwards)."""
+        cmd = [
+            *self._java_command(java), "kafka.tools.StorageTool", "format",
+            "--cluster-id", new_cluster_id(), "--config", str(self.config_file),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=self.data_dir)
+        if proc.returncode != 0 or not self.is_formatted():
+            raise BrokerError(f"formatting Kafka storage in {self.log_dir} failed:\n{proc.stdout}{proc.stderr}")
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the broker answers metadata requests; on failure show the tail of its logs."""
+        deadline = time.monotonic() + max(timeout, 1.0)
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise BrokerError(f"the Kafka broker in {self.data_dir} exited during start-up.\n{self._logs()}")
+            if self.is_answering(timeout=2.0):
+                return
+            time.sleep(0.2)
+        raise BrokerError(
+            f"the Kafka broker on {self.bootstrap} did not answer within {timeout:.0f} s.\n{self._logs()}"
+        )
+
+    def _logs(self) -> str:
+        return (
+            f"--- {self.broker_log} (tail) ---\n{tail(self.broker_log)}\n"
+            f"--- {self.stdout_log} (tail) ---\n{tail(self.stdout_log)}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the broker's process group (a clean shutdown), SIGKILL it after ``timeout``.
+
+        Returns True if a broker was running.  The PID file is removed either way.
+        """
+        pid = self.pid()
+        if pid is None:
+            self._reap()
+            return False
+        self._signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._reap_or_alive(pid):
+            time.sleep(0.1)
+        if self._reap_or_alive(pid):
+            self._signal_group(pid, signal.SIGKILL)
+            while self._reap_or_alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _signal_group(pid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)  # pgid == pid: started with start_new_session
+
+    def _reap_or_alive(self, pid: int) -> bool:
+        self._reap()
+        return _process_alive(pid)
+
+    def _reap(self) -> None:
+        """Collect our own child's exit status so it does not linger as a zombie."""
+        if self._popen is not None and self._popen.poll() is not None:
+            self._popen = None
