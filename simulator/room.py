@@ -1,0 +1,302 @@
+"""One simulated live room, advanced one event-time second at a time.
+
+Within a second the room keeps a causal order in event time: viewers leave in its first 100 ms,
+present viewers comment, like and buy between 100 and 900 ms, newcomers join in the last 100 ms
+(so nobody speaks before joining or after leaving).  Things that happen later (heartbeats 30 s
+after a join, a client retrying an order, a payment a minute after the order, the sale opening
+and closing) are scheduled into the second they fall in.  All randomness comes from the room's own
+``random.Random``, seeded from the scenario seed and the room index, so rooms are independent and
+the whole stream is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+
+from schemas import Comment, Like, OrderAttempt, Payment, Presence, SaleConfig
+from schemas.base import Event
+from simulator.config import ScenarioConfig
+from simulator.texts import TITLES, pick_mood, render
+from simulator.timeline import (
+    SaleWindow,
+    attempt_time,
+    audience_shape,
+    like_burst_size,
+    poisson,
+    sale_window,
+)
+
+#: Mean time a viewer stays, in seconds (churn replaces leavers to hold the audience curve).
+MEAN_STAY_S = 240.0
+#: Share of arrivals who are returning viewers (left earlier, join again).
+RETURN_SHARE = 0.15
+#: Share of buyers who try a second, distinct order (over the per-user limit on the hot SKU).
+SECOND_ORDER_SHARE = 0.05
+#: Share of payers who pay after their reservation expired.
+LATE_PAYER_SHARE = 0.08
+
+# A scheduled entry: (ts, kind, data).  Kinds: "event" (a ready Event), "hb" (user, session join
+# ts), "order" (sku index).
+_Entry = tuple[int, str, Any]
+
+
+class _Sku:
+    def __init__(self, sku_id: str, hot: bool, stock: int, buyers: int, price_cents: int, title: str) -> None:
+        self.sku_id = sku_id
+        self.hot = hot
+        self.stock = stock
+        self.buyers = buyers
+        self.price_cents = price_cents
+        self.title = title
+        self.per_user_limit = 1 if hot else 2
+        self.buyer_ids: set[str] = set()
+
+
+class Room:
+    """State and behaviour of one room; :meth:`step` returns the events of one second."""
+
+    def __init__(self, config: ScenarioConfig, index: int) -> None:
+        self.cfg = config
+        self.rng = random.Random(f"{config.seed}/room/{index}")
+        self.prefix = f"s{config.seed}-r{index}"
+        self.room_id = f"s{config.seed}-room{index}"
+        shift = self.rng.uniform(-0.05, 0.05) if config.rooms > 1 else 0.0
+        self.window: SaleWindow = sale_window(config.start_ts, config.duration_s, shift)
+        span = config.duration_s * 1000
+        self.sale_u = (self.window.starts_at - config.start_ts) / span
+        self.present: list[str] = []
+        self._pos: dict[str, int] = {}
+        self._session: dict[str, int] = {}
+        self._departed: list[str] = []
+        self._ids = 0
+        self._users = 0
+        self._pending: defaultdict[int, list[_Entry]] = defaultdict(list)
+        self.skus = self._make_skus()
+        self._storms = self._make_storms()
+        self._sold_out_guess = self.window.starts_at + 5000 if config.buyers > config.stock else None
+        self._schedule_sale()
+
+    # ---- ids and scheduling -------------------------------------------------------------
+
+    def _id(self, kind: str) -> str:
+        self._ids += 1
+        return f"{self.prefix}-{kind}{self._ids}"
+
+    def _new_user(self, kind: str = "u") -> str:
+        self._users += 1
+        return f"{self.prefix}-{kind}{self._users}"
+
+    def _at(self, ts: int, kind: str, data: Any) -> None:
+        self._pending[(ts - self.cfg.start_ts) // 1000].append((ts, kind, data))
+
+    # ---- set-up -------------------------------------------------------------------------
+
+    def _make_skus(self) -> list[_Sku]:
+        cfg, rng = self.cfg, self.rng
+        skus = []
+        for j in range(cfg.skus):
+            hot = j == 0
+            buyers = cfg.buyers if hot else max(1, min(cfg.buyers, int(cfg.stock * rng.uniform(0.3, 1.1))))
+            skus.append(
+                _Sku(
+                    sku_id=f"{self.prefix}-sku{j}",
+                    hot=hot,
+                    stock=cfg.stock,
+                    buyers=buyers,
+                    price_cents=rng.choice([990, 1990, 2990, 4990, 9900, 19900, 39900]),
+                    title=rng.choice(TITLES),
+                )
+            )
+        return skus
+
+    def _make_storms(self) -> list[tuple[int, int, float]]:
+        """Like storms (start second, end second, multiplier): one as the sale opens, more at random."""
+        d = self.cfg.duration_s
+        sale_sec = (self.window.starts_at - self.cfg.start_ts) // 1000
+        storms = [(sale_sec, sale_sec + 6, 8.0)]
+        for _ in range(d // 120):
+            s = self.rng.randrange(d)
+            storms.append((s, s + self.rng.randint(3, 8), self.rng.uniform(4, 10)))
+        return storms
+
+    def _schedule_sale(self) -> None:
+        cfg, w = self.cfg, self.window
+        for sku in self.skus:
+            self._at(w.announce_ms, "event", SaleConfig(
+                event_id=self._id("s"), room_id=self.room_id, sku_id=sku.sku_id, action="open",
+                stock=sku.stock, price_cents=sku.price_cents, starts_at=w.starts_at, ends_at=w.ends_at,
+                per_user_limit=sku.per_user_limit, reservation_ttl_s=cfg.reservation_ttl_s,
+                title=sku.title, ts=w.announce_ms,
+            ))
+            for _ in range(sku.buyers):
+                self._at(attempt_time(self.rng, w), "order", sku)
+            if cfg.close_sales:
+                self._at(w.ends_at, "event", SaleConfig(
+                    event_id=self._id("s"), room_id=self.room_id, sku_id=sku.sku_id, action="close",
+                    ts=w.ends_at,
+                ))
+        if cfg.restock:
+            hot = self.skus[0]
+            self._at(w.restock_at, "event", SaleConfig(
+                event_id=self._id("s"), room_id=self.room_id, sku_id=hot.sku_id, action="restock",
+                stock=cfg.restock, ts=w.restock_at,
+            ))
+
+    # ---- audience -----------------------------------------------------------------------
+
+    def _add(self, user: str, ts: int) -> None:
+        self._pos[user] = len(self.present)
+        self.present.append(user)
+        self._session[user] = ts
+        self._at(ts + self.cfg.heartbeat_s * 1000, "hb", (user, ts))
+
+    def _remove_random(self) -> str:
+        i = self.rng.randrange(len(self.present))
+        user = self.present[i]
+        last = self.present.pop()
+        if last != user:
+            self.present[i] = last
+            self._pos[last] = i
+        del self._pos[user]
+        del self._session[user]
+        return user
+
+    def _presence(self, user: str, action: str, ts: int) -> Presence:
+        return Presence(event_id=self._id("p"), room_id=self.room_id, user_id=user, action=action, ts=ts)  # type: ignore[arg-type]
+
+    # ---- one second ---------------------------------------------------------------------
+
+    def step(self, sec: int) -> list[Event]:
+        """Every event of this room whose event time falls in second ``sec`` of the stream."""
+        cfg, rng = self.cfg, self.rng
+        t0 = cfg.start_ts + sec * 1000
+        last = sec == cfg.duration_s - 1
+        out: list[Event] = []
+        left_now: list[str] = []
+
+        for _ in range(min(poisson(rng, len(self.present) / MEAN_STAY_S), len(self.present))):
+            user = self._remove_random()
+            left_now.append(user)
+            out.append(self._presence(user, "leave", t0 + rng.randrange(100)))
+
+        # Handling an entry may schedule another into this same second (a quick retry): loop.
+        while entries := self._pending.pop(sec, None):
+            for ts, kind, data in sorted(entries, key=lambda e: e[0]):
+                if kind == "event":
+                    out.append(data)
+                elif kind == "hb":
+                    user, session = data
+                    if self._session.get(user) == session:
+                        out.append(self._presence(user, "heartbeat", max(ts, t0 + 100)))
+                        self._at(ts + cfg.heartbeat_s * 1000, "hb", data)
+                else:
+                    out.extend(self._order(data, max(ts, t0 + 100)))
+
+        self._chat(sec, t0, out)
+
+        if last:
+            while self.present:
+                out.append(self._presence(self._remove_random(), "leave", t0 + 950 + rng.randrange(50)))
+        else:
+            self._arrivals(sec, t0, out)
+        self._departed.extend(left_now)
+        return out
+
+    def _arrivals(self, sec: int, t0: int, out: list[Event]) -> None:
+        rng = self.rng
+        target = self.cfg.peak_viewers * audience_shape(sec / self.cfg.duration_s, self.sale_u)
+        online = len(self.present)
+        lam = max(0.0, target - online) * 0.2 + online / MEAN_STAY_S
+        for _ in range(poisson(rng, lam)):
+            if self._departed and rng.random() < RETURN_SHARE:
+                i = rng.randrange(len(self._departed))
+                self._departed[i], self._departed[-1] = self._departed[-1], self._departed[i]
+                user = self._departed.pop()
+            else:
+                user = self._new_user()
+            ts = t0 + 900 + rng.randrange(100)
+            self._add(user, ts)
+            out.append(self._presence(user, "join", ts))
+
+    def _frustration(self, t0: int) -> float:
+        if self._sold_out_guess is None or t0 < self._sold_out_guess:
+            return 0.0
+        return max(0.0, 0.8 - (t0 - self._sold_out_guess) / 120_000)
+
+    def _chat(self, sec: int, t0: int, out: list[Event]) -> None:
+        cfg, rng = self.cfg, self.rng
+        if not self.present:
+            return
+        online = len(self.present)
+        since_sale = t0 - self.window.starts_at
+        boost = 2.5 if 0 <= since_sale < 30_000 else 1.0
+        frustration = self._frustration(t0)
+        for _ in range(poisson(rng, online * cfg.comment_rate / 60 * boost)):
+            out.append(Comment(
+                event_id=self._id("c"), room_id=self.room_id, user_id=rng.choice(self.present),
+                text=render(rng, pick_mood(rng, frustration)), ts=t0 + 100 + rng.randrange(800),
+            ))
+        storm = max((m for a, b, m in self._storms if a <= sec < b), default=1.0)
+        taps = poisson(rng, online * cfg.like_rate / 60 * storm)
+        while taps > 0:
+            count = min(like_burst_size(rng), taps)
+            taps -= count
+            out.append(Like(
+                event_id=self._id("l"), room_id=self.room_id, user_id=rng.choice(self.present),
+                count=count, ts=t0 + 100 + rng.randrange(800),
+            ))
+
+    # ---- buying -------------------------------------------------------------------------
+
+    def _buyer(self, sku: _Sku) -> str:
+        """A present viewer who has not bought this SKU yet, else someone arriving by a shared link."""
+        for _ in range(4):
+            if not self.present:
+                break
+            user = self.rng.choice(self.present)
+            if user not in sku.buyer_ids:
+                return user
+        return self._new_user("b")
+
+    def _order(self, sku: _Sku, ts: int) -> list[Event]:
+        rng = self.rng
+        user = self._buyer(sku)
+        sku.buyer_ids.add(user)
+        first = self._attempt(sku, user, ts)
+        if rng.random() < SECOND_ORDER_SHARE:
+            self._at_event(self._attempt(sku, user, ts + rng.randint(1000, 10_000)))
+        return [first]
+
+    def _attempt(self, sku: _Sku, user: str, ts: int) -> OrderAttempt:
+        """One distinct order attempt, with its deliberate retry and its payment scheduled."""
+        cfg, rng = self.cfg, self.rng
+        quantity = (2 if rng.random() < 0.1 else 1) if sku.hot else rng.randint(1, 3)
+        attempt = OrderAttempt(
+            order_id=self._id("o"), room_id=self.room_id, sku_id=sku.sku_id, user_id=user,
+            quantity=quantity, ts=ts,
+        )
+        if rng.random() < cfg.retry_share:
+            self._at_event(msgspec.structs.replace(attempt, ts=ts + rng.randint(300, 3000)))
+        roll = rng.random()
+        if roll < cfg.pay_share:
+            if rng.random() < LATE_PAYER_SHARE:
+                delay = cfg.reservation_ttl_s * 1000 + rng.randint(1000, 60_000)
+            else:
+                delay = 3000 + int(rng.expovariate(1 / 20_000))
+            self._at_event(self._payment(attempt, "paid", ts + delay))
+        elif roll < cfg.pay_share + cfg.cancel_share:
+            self._at_event(self._payment(attempt, "cancelled", ts + rng.randint(2000, 60_000)))
+        return attempt
+
+    def _at_event(self, event: Event) -> None:
+        self._at(event.ts, "event", event)  # type: ignore[attr-defined]
+
+    def _payment(self, attempt: OrderAttempt, action: str, ts: int) -> Payment:
+        return Payment(
+            event_id=self._id("y"), order_id=attempt.order_id, room_id=attempt.room_id,
+            sku_id=attempt.sku_id, user_id=attempt.user_id, action=action, ts=ts,  # type: ignore[arg-type]
+        )
