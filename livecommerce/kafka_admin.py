@@ -80,7 +80,7 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     partition count, or creation fails, or the topics do not become usable within ``timeout``.
     """
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # re-exported from cimpl
 
     plans = topic_plans(settings)
     names = [plan.name for plan in plans]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from livecommerce.settings import Settings
-from tests.fixtures.kafka import consume_all
+from tests.fixtures.kafka import consume_all, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +35,130 @@ def test_produce_consume_round_trip_keeps_every_message_and_key_partition(kafka_
         partitions_of_key.setdefault(m.key(), set()).add(m.partition())
     assert all(len(p) == 1 for p in partitions_of_key.values())
     assert len({p for ps in partitions_of_key.values() for p in ps}) > 1
+
+
+def test_every_registered_topic_exists_with_its_partitions_and_configs(kafka_settings: Settings) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from schemas.topics import TOPICS
+
+    admin = AdminClient({"bootstrap.servers": kafka_settings.kafka_bootstrap})
+    metadata = admin.list_topics(timeout=10)
+    for spec in TOPICS.values():
+        topic = metadata.topics[kafka_settings.topic(spec.name)]
+        assert len(topic.partitions) == kafka_settings.partitions == 3
+    resources = [ConfigResource("topic", kafka_settings.topic(s.name)) for s in TOPICS.values() if s.config]
+    assert resources, "the registry should carry at least one topic config to check"
+    for resource, future in admin.describe_configs(resources).items():
+        spec = TOPICS[resource.name.removeprefix(kafka_settings.topic_prefix)]
+        configs = future.result()
+        for key, value in spec.config.items():
+            assert configs[key].value == value, (resource.name, key)
+
+
+def test_create_topics_again_is_harmless_but_a_partition_change_is_refused(kafka_settings: Settings) -> None:
+    from livecommerce.kafka_admin import TopicError, create_topics
+
+    assert create_topics(kafka_settings) == [kafka_settings.topic(name) for name in _registered_names()]
+    with pytest.raises(TopicError, match="expected 5"):
+        create_topics(kafka_settings.replace(partitions=5))
+
+
+def test_transactions_work_on_the_single_node_broker(kafka_settings: Settings) -> None:
+    """Exactly-once Faust needs the transaction state topic (RF 1, min ISR 1): committed data is
+    visible to read_committed consumers, aborted data is not."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {"bootstrap.servers": kafka_settings.kafka_bootstrap, "transactional.id": f"{kafka_settings.topic_prefix}tx"}
+    )
+    producer.init_transactions(60)
+    topic = kafka_settings.topic("orders")
+    producer.begin_transaction()
+    for i in range(3):
+        producer.produce(topic, key=b"sku-1", value=f"kept-{i}".encode())
+    producer.commit_transaction(60)
+    producer.begin_transaction()
+    for i in range(2):
+        producer.produce(topic, key=b"sku-1", value=f"aborted-{i}".encode())
+    producer.abort_transaction(60)
+
+    values = sorted(m.value() for m in consume_all(kafka_settings, "orders"))
+
+    assert values == [b"kept-0", b"kept-1", b"kept-2"]
+
+
+def _registered_names() -> list[str]:
+    from schemas.topics import TOPICS
+
+    return list(TOPICS)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livecommerce.cli", *args],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def _processes_using(config_file: Path) -> list[int]:
+    """PIDs of live (non-zombie) processes whose command line names ``config_file``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if str(config_file).encode() in args and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Path) -> None:
+    port, controller_port = free_ports(2)
+    env = {
+        **os.environ,
+        "LC_DATA_DIR": str(tmp_path),
+        "LC_KAFKA_PORT": str(port),
+        "LC_KAFKA_CONTROLLER_PORT": str(controller_port),
+        "LC_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
+        "LC_KAFKA_HEAP": "384m",
+        "LC_LOG_FORMAT": "console",
+    }
+    kafka_dir = tmp_path / "kafka"
+    pid_file = kafka_dir / "broker.pid"
+    try:
+        first = _cli(env, "up")
+        assert first.returncode == 0, first.stderr
+        pid = int(pid_file.read_text())
+        assert _processes_using(kafka_dir / "server.properties") == [pid]
+        status = _cli(env, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert len(json.loads(status.stdout)["topics"]) == len(_registered_names())
+
+        second = _cli(env, "up")
+        assert second.returncode == 0, second.stderr
+        assert "already running" in second.stdout
+        assert int(pid_file.read_text()) == pid
+
+        down = _cli(env, "down")
+        assert down.returncode == 0, down.stderr
+        assert not pid_file.exists()
+        assert _processes_using(kafka_dir / "server.properties") == []
+        assert _cli(env, "status").returncode == 3
+
+        # Restart on the same data dir: storage is not reformatted and the topics survived.
+        cluster_id = (kafka_dir / "log" / "meta.properties").read_text()
+        again = _cli(env, "up", "--no-topics")
+        assert again.returncode == 0, again.stderr
+        assert "started" in again.stdout
+        assert (kafka_dir / "log" / "meta.properties").read_text() == cluster_id
+        assert len(json.loads(_cli(env, "status", "--json").stdout)["topics"]) == len(_registered_names())
+    finally:
+        _cli(env, "down")
+        for leftover in _processes_using(kafka_dir / "server.properties"):
+            os.killpg(leftover, signal.SIGKILL)
+    assert _processes_using(kafka_dir / "server.properties") == []
