@@ -1,0 +1,362 @@
+"""The flash-sale inventory of one partition: every decision, no I/O.
+
+One :class:`Inventory` holds the SKUs of one Kafka partition.  Partitioning is the lock: all
+sale-config, order and payment events of a SKU reach the same partition owner, which feeds them
+here one at a time, in log order.  Each call appends its answers to :attr:`Inventory.out` and marks
+the state records it touched; the worker writes answers, touched records and input offsets in one
+Kafka transaction per batch.
+
+Time is event time: a decision's clock is the partition watermark (the largest event ``ts`` seen),
+so a replay of the same log gives the same answers, and reservation deadlines are checked against
+that clock before every decision.  :meth:`Inventory.tick` is the wall-clock timer that releases
+holds on a quiet partition; the deadlines live in state, so the timer survives restarts.
+
+Invariant after every call: ``available + reserved + sold == total`` (stock ever added) and
+``available >= 0`` for every SKU.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from schemas.events import Alert, OrderAttempt, OrderResult, Payment, SaleConfig, StockUpdate
+from streams.flash_sale.risk import RiskConfig, count_rejection, screen_attempt
+from streams.flash_sale.state import (
+    CANCELLED,
+    CLOCK_KEY,
+    EXPIRED,
+    PAID,
+    REJECTED,
+    RESERVED,
+    Answer,
+    Clock,
+    OrderRecord,
+    SkuState,
+    Terms,
+    UserState,
+    sku_key,
+    user_key,
+)
+
+FlashEvent = SaleConfig | OrderAttempt | Payment
+
+_sku_decoder = msgspec.json.Decoder(SkuState)
+_user_decoder = msgspec.json.Decoder(UserState)
+_clock_decoder = msgspec.json.Decoder(Clock)
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class Outputs:
+    """What one batch of decisions produced, in decision order."""
+
+    results: list[OrderResult] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    config_errors: list[tuple[SaleConfig, str]] = field(default_factory=list)
+    """Sale-config events that could not apply, with why (the worker dead-letters them)."""
+
+
+class Inventory:
+    """All SKUs of one partition and the decisions on them."""
+
+    def __init__(self, risk: RiskConfig | None = None) -> None:
+        self.risk = risk or RiskConfig()
+        self.clock = 0
+        self.skus: dict[str, SkuState] = {}
+        self.users: dict[tuple[str, str], UserState] = {}
+        self.out = Outputs()
+        self._expiry: list[tuple[int, str, str, str]] = []  # (reserved_until, sku, user, order_id)
+        self._owner: dict[tuple[str, str], str] = {}  # (sku, order_id) -> user_id of its buyer
+        self._dirty_skus: set[str] = set()
+        self._dirty_users: set[tuple[str, str]] = set()
+        self._clock_dirty = False
+
+    # ----------------------------------------------------------------- entry points
+
+    def handle(self, event: FlashEvent) -> None:
+        """Decide one event at the watermark it advances to, after releasing expired holds."""
+        now = self._advance(event.ts)
+        if isinstance(event, OrderAttempt):
+            self.attempt(event, now)
+        elif isinstance(event, Payment):
+            self.pay(event, now)
+        else:
+            self.configure(event, now)
+
+    def tick(self, wall_now: int) -> None:
+        """The timer: release every hold whose deadline has passed by ``wall_now`` (wall clock).
+
+        It does not move the event-time watermark, so answers to later events keep their
+        event-time stamps."""
+        self._expire(wall_now)
+
+    def take_outputs(self) -> tuple[Outputs, list[StockUpdate]]:
+        """Answers since the last call, plus one StockUpdate per SKU whose stock or sale changed."""
+        out, self.out = self.out, Outputs()
+        stock = [self.stock_update(sku) for sku in sorted(self._dirty_skus) if self.skus[sku].terms]
+        return out, stock
+
+    def changed_records(self) -> list[tuple[bytes, bytes]]:
+        """Changelog records (key, JSON) of every state record touched since the last call."""
+        records = [(sku_key(s), _encoder.encode(self.skus[s])) for s in sorted(self._dirty_skus)]
+        records += [(user_key(*k), _encoder.encode(self.users[k])) for k in sorted(self._dirty_users)]
+        if self._clock_dirty:
+            records.append((CLOCK_KEY, _encoder.encode(Clock(now=self.clock))))
+        self._dirty_skus.clear()
+        self._dirty_users.clear()
+        self._clock_dirty = False
+        return records
+
+    @classmethod
+    def restore(cls, records: Iterable[tuple[bytes, bytes | None]], risk: RiskConfig | None = None) -> Inventory:
+        """Rebuild from changelog records in log order (the last value of a key wins)."""
+        latest: dict[bytes, bytes | None] = {}
+        for key, value in records:
+            latest[key] = value
+        inv = cls(risk)
+        for key, value in latest.items():
+            if value is None:
+                continue
+            if key.startswith(b"s|"):
+                sku = _sku_decoder.decode(value)
+                inv.skus[sku.sku_id] = sku
+            elif key.startswith(b"u|"):
+                user = _user_decoder.decode(value)
+                inv.users[(user.sku_id, user.user_id)] = user
+                for order in user.orders.values():
+                    inv._owner[(user.sku_id, order.order_id)] = user.user_id
+                    if order.status == RESERVED and order.reserved_until is not None:
+                        inv._expiry.append((order.reserved_until, user.sku_id, user.user_id, order.order_id))
+            elif key == CLOCK_KEY:
+                inv.clock = _clock_decoder.decode(value).now
+        heapq.heapify(inv._expiry)
+        return inv
+
+    def stock_update(self, sku_id: str) -> StockUpdate:
+        sku = self.skus[sku_id]
+        return StockUpdate(
+            room_id=sku.room_id, sku_id=sku_id, available=sku.available, reserved=sku.reserved,
+            sold=sku.sold, total=sku.total, price_cents=sku.terms.price_cents if sku.terms else 0,
+            ts=self.clock,
+        )
+
+    # ----------------------------------------------------------------- sale lifecycle
+
+    def configure(self, cfg: SaleConfig, now: int) -> None:
+        """Open (or re-time) a sale, restock it or close it. A config event_id applies once."""
+        sku = self.skus.get(cfg.sku_id)
+        if sku is not None and cfg.event_id in sku.config_ids:
+            return
+        if sku is not None and sku.terms is not None and sku.room_id != cfg.room_id:
+            self.out.config_errors.append((cfg, f"sku {cfg.sku_id} is on sale in room {sku.room_id}"))
+            return
+        if cfg.action == "open":
+            assert cfg.stock is not None and cfg.price_cents is not None
+            assert cfg.starts_at is not None and cfg.ends_at is not None
+            if sku is None:
+                sku = self.skus[cfg.sku_id] = SkuState(sku_id=cfg.sku_id, room_id=cfg.room_id)
+            first_open = sku.terms is None
+            sku.room_id = cfg.room_id
+            sku.terms = Terms(
+                price_cents=cfg.price_cents, starts_at=cfg.starts_at, ends_at=cfg.ends_at,
+                per_user_limit=cfg.per_user_limit, ttl_ms=cfg.reservation_ttl_s * 1000,
+            )
+            sku.closed_at = None
+            if first_open:  # a later open re-times the sale; stock only changes by restock
+                sku.total += cfg.stock
+                sku.available += cfg.stock
+        elif sku is None or sku.terms is None:
+            self.out.config_errors.append((cfg, f"{cfg.action} of sku {cfg.sku_id} that was never opened"))
+            return
+        elif cfg.action == "restock":
+            assert cfg.stock is not None
+            sku.total += cfg.stock
+            sku.available += cfg.stock
+        else:  # close: no new orders; existing holds stay payable until they expire
+            sku.closed_at = now
+        sku.config_ids.append(cfg.event_id)
+        self._dirty_skus.add(sku.sku_id)
+
+    # ----------------------------------------------------------------- order attempts
+
+    def attempt(self, order: OrderAttempt, now: int) -> None:
+        """Accept (reserve) or reject one order attempt; a known order_id gets its first answer again."""
+        known = self._order(order.sku_id, order.order_id)
+        if known is not None:  # idempotent: same answer, nothing changes (even if sent by someone else)
+            self._answer(order.sku_id, known, known.first, reserved_until=known.reserved_until)
+            return
+        user = self._user(order.sku_id, order.user_id)
+        sku = self.skus.get(order.sku_id)
+        reason = self._reject_reason(sku, user, order, now)
+        if reason is None:
+            assert sku is not None and sku.terms is not None
+            until = now + sku.terms.ttl_ms
+            record = self._new_order(order, user, sku.terms.price_cents, Answer("accepted", None, now), RESERVED)
+            record.reserved_until = until
+            sku.available -= order.quantity
+            sku.reserved += order.quantity
+            user.active_units += order.quantity
+            heapq.heappush(self._expiry, (until, order.sku_id, order.user_id, order.order_id))
+            self._dirty_skus.add(order.sku_id)
+            self._answer(order.sku_id, record, record.first, reserved_until=until)
+            return
+        price = sku.terms.price_cents if sku is not None and sku.terms is not None else 0
+        record = self._new_order(order, user, price, Answer("rejected", reason, now), REJECTED)
+        record.final_ts = now
+        self._answer(order.sku_id, record, record.first)
+        room = sku.room_id if sku is not None else order.room_id
+        if sku is None:
+            sku = self.skus[order.sku_id] = SkuState(sku_id=order.sku_id, room_id=order.room_id)
+        alert = count_rejection(self.risk, sku.spikes, reason, now, room_id=room, sku_id=order.sku_id)
+        if alert is not None:
+            self.out.alerts.append(alert)
+        self._dirty_skus.add(order.sku_id)
+
+    def _reject_reason(self, sku: SkuState | None, user: UserState, order: OrderAttempt, now: int) -> str | None:
+        """The first rule that refuses this new attempt, in a fixed order, or None to accept."""
+        if sku is None or sku.terms is None:
+            return "no_sale"
+        if sku.room_id != order.room_id:
+            return "invalid"
+        risk = screen_attempt(self.risk, user, order.quantity, now)
+        if risk is not None:
+            return risk
+        terms = sku.terms
+        if now < terms.starts_at:
+            return "not_started"
+        if now >= terms.ends_at or sku.closed_at is not None:
+            return "ended"
+        if user.active_units + order.quantity > terms.per_user_limit:
+            return "user_limit"
+        if order.quantity > sku.available:
+            return "sold_out"
+        return None
+
+    # ----------------------------------------------------------------- payments
+
+    def pay(self, payment: Payment, now: int) -> None:
+        """Confirm (paid) or cancel a held order; a payment event_id is answered once, then repeated."""
+        record = self._order(payment.sku_id, payment.order_id)
+        if record is None:
+            owner = self._user(payment.sku_id, payment.user_id)
+            answer = owner.stray_payments.get(payment.event_id)
+            if answer is None:
+                answer = owner.stray_payments[payment.event_id] = Answer("payment_refused", "unknown_order", now)
+                self._dirty_users.add((payment.sku_id, payment.user_id))
+            self.out.results.append(self._stray_result(payment, answer))
+            return
+        seen = record.payments.get(payment.event_id)
+        if seen is not None:
+            self._answer(payment.sku_id, record, seen, reserved_until=record.reserved_until)
+            return
+        answer = self._settle(payment, record, now)
+        record.payments[payment.event_id] = answer
+        self._dirty_users.add((payment.sku_id, record.user_id))
+        self._answer(payment.sku_id, record, answer, reserved_until=record.reserved_until)
+
+    def _settle(self, payment: Payment, record: OrderRecord, now: int) -> Answer:
+        if record.user_id != payment.user_id:
+            return Answer("payment_refused", "invalid", now)
+        if record.status == EXPIRED:
+            reason = "reservation_expired" if payment.action == "paid" else "already_final"
+            return Answer("payment_refused", reason, now)
+        if record.status != RESERVED:
+            return Answer("payment_refused", "already_final", now)
+        sku = self.skus[payment.sku_id]
+        user = self.users[(payment.sku_id, record.user_id)]
+        sku.reserved -= record.quantity
+        if payment.action == "paid":
+            sku.sold += record.quantity
+            record.status = PAID
+        else:
+            sku.available += record.quantity
+            user.active_units -= record.quantity
+            record.status = CANCELLED
+        record.final_ts = now
+        self._dirty_skus.add(payment.sku_id)
+        return Answer(record.status, None, now)
+
+    def _order(self, sku_id: str, order_id: str) -> OrderRecord | None:
+        user_id = self._owner.get((sku_id, order_id))
+        return None if user_id is None else self.users[(sku_id, user_id)].orders[order_id]
+
+    # ----------------------------------------------------------------- expiry
+
+    def _expire(self, now: int) -> None:
+        """Release every hold whose deadline is before ``now``, exactly once (the heap may hold
+        entries of orders already paid or cancelled: those are skipped)."""
+        heap = self._expiry
+        while heap and heap[0][0] < now:
+            until, sku_id, user_id, order_id = heapq.heappop(heap)
+            user = self.users[(sku_id, user_id)]
+            record = user.orders[order_id]
+            if record.status != RESERVED:
+                continue
+            sku = self.skus[sku_id]
+            sku.reserved -= record.quantity
+            sku.available += record.quantity
+            user.active_units -= record.quantity
+            record.status = EXPIRED
+            record.final_ts = max(until + 1, 0)
+            self._dirty_skus.add(sku_id)
+            self._dirty_users.add((sku_id, user_id))
+            self._answer(sku_id, record, Answer(EXPIRED, None, record.final_ts), reserved_until=until)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _advance(self, ts: int) -> int:
+        if ts > self.clock:
+            self.clock = ts
+            self._clock_dirty = True
+        self._expire(self.clock)
+        return self.clock
+
+    def _user(self, sku_id: str, user_id: str) -> UserState:
+        key = (sku_id, user_id)
+        user = self.users.get(key)
+        if user is None:
+            user = self.users[key] = UserState(sku_id=sku_id, user_id=user_id)
+        self._dirty_users.add(key)
+        return user
+
+    def _new_order(
+        self, order: OrderAttempt, user: UserState, price: int, first: Answer, status: str
+    ) -> OrderRecord:
+        record = OrderRecord(
+            order_id=order.order_id, user_id=order.user_id, room_id=order.room_id, quantity=order.quantity,
+            price_cents=price, attempt_ts=order.ts, first=first, status=status,
+        )
+        user.orders[order.order_id] = record
+        self._owner[(order.sku_id, order.order_id)] = order.user_id
+        return record
+
+    def _answer(self, sku_id: str, record: OrderRecord, answer: Answer, *, reserved_until: int | None = None) -> None:
+        self.out.results.append(
+            OrderResult(
+                order_id=record.order_id, room_id=record.room_id, sku_id=sku_id, user_id=record.user_id,
+                status=answer.status, reason=answer.reason,  # type: ignore[arg-type]
+                quantity=record.quantity, price_cents=record.price_cents, reserved_until=reserved_until,
+                attempt_ts=record.attempt_ts, ts=answer.ts,
+            )
+        )
+
+    @staticmethod
+    def _stray_result(payment: Payment, answer: Answer) -> OrderResult:
+        return OrderResult(
+            order_id=payment.order_id, room_id=payment.room_id, sku_id=payment.sku_id, user_id=payment.user_id,
+            status=answer.status, reason=answer.reason,  # type: ignore[arg-type]
+            attempt_ts=payment.ts, ts=answer.ts,
+        )
+
+
+def check_invariant(inv: Inventory) -> None:
+    """Raise AssertionError if any SKU breaks ``available + reserved + sold == total`` or goes negative."""
+    for sku in inv.skus.values():
+        if sku.available + sku.reserved + sku.sold != sku.total:
+            raise AssertionError(f"{sku.sku_id}: {sku.available}+{sku.reserved}+{sku.sold} != {sku.total}")
+        if min(sku.available, sku.reserved, sku.sold) < 0:
+            raise AssertionError(f"{sku.sku_id}: negative stock {sku}")
