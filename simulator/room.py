@@ -190,7 +190,8 @@ class Room:
                     out.append(data)
                 elif kind == "hb":
                     user, session = data
-                    if self._session.get(user) == session:
+                    # In the last second everyone leaves from 950 ms on: no heartbeat after that.
+                    if self._session.get(user) == session and not (last and ts >= t0 + 950):
                         out.append(self._presence(user, "heartbeat", max(ts, t0 + 100)))
                         self._at(ts + cfg.heartbeat_s * 1000, "hb", data)
                 else:

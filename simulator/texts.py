@@ -53,6 +53,11 @@ HYPE: Final = (
     "love the {product}", "best live ever", "yesss", "finally got one 🎉", "restock pls I need this",
     "my 3rd {product} from this shop, quality is great", "W", "huge W", "that's a steal",
     "slay", "obsessed with this {product}", "amazing deal", "ordered for my mom too ❤️",
+    "冲鸭", "上车了", "已下单 坐等发货", "老粉来支持", "{product}颜值太高了", "这个{product}我买了{n}个",
+    "主播讲得好清楚", "听主播的准没错", "性价比绝了", "又来薅羊毛了哈哈", "给妈妈也拍了一件", "颜色好正",
+    "上身效果好好", "这波福利可以", "{emoji}已拍{emoji}", "谢谢主播 抢到了", "绝了绝了",
+    "the {color} is gorgeous", "adding to cart rn 🛒", "host is so funny 😂", "this deal is crazy",
+    "quality looks legit", "best price I've seen", "10/10 recommend", "just copped 2", "🔥 deal 🔥",
 )
 
 QUESTIONS: Final = (
@@ -67,6 +72,11 @@ QUESTIONS: Final = (
     "{product}是什么材质", "主播多高多重", "{product}会掉色吗", "敏感肌能用吗", "孕妇能用吗",
     "能便宜点吗", "可以分期吗", "什么时候返场", "蹲一个返场", "求返场", "下一个是什么",
     "这个和上次的有什么区别", "{n}号链接是什么", "怎么没看到购物车", "为什么拍不了",
+    "{product}能机洗吗", "{color}显黑吗", "保质期多久", "有没有小样", "几点开抢", "还会补货吗",
+    "拍两件能便宜吗", "学生党能用吗", "男生能穿吗", "{product}有异味吗",
+    "is the {product} unisex?", "true to size?", "how many can I buy?", "when does the sale start?",
+    "will there be a restock?", "gift wrap available?", "is this the same as the one on the site?",
+    "does the {product} have a warranty?",
 )
 
 COMPLAINTS: Final = (
@@ -80,6 +90,10 @@ COMPLAINTS: Final = (
     "too expensive", "this is a scam", "mine arrived broken", "customer service never replies",
     "stop stalling and open the sale", "worst live ever", "refund please", "the {color} one faded after 1 wash",
     "L", "meh", "nope", "waste of time",
+    "一秒就没了 有没有真库存", "又卡了😭", "抢了五次都失败", "客服态度差", "包装破了", "退款还没到账",
+    "说好的赠品呢", "跟上次买的不一样", "物流三天没动", "couldn't even add to cart",
+    "it says sold out but the timer is still running",
+    "the app logged me out mid-checkout 😡", "refund still not received", "wrong size delivered",
 )
 
 SARCASM: Final = (
@@ -91,6 +105,8 @@ SARCASM: Final = (
     "love waiting 2 weeks for shipping", "\"limited stock\" lol", "amazing, the link doesn't work again",
     "cool cool cool, sold out before it opened", "can't wait for this to fall apart 🙃", "sure, 'best price ever'",
     "oh nice, the 5th 'last chance' today", "10/10 would fail checkout again",
+    "厉害了 库存比我的耐心还少", "抢不到的都是缘分是吧", "主播说包邮 运费十块", "谢谢 又一次陪跑",
+    "thanks for the 0.2 seconds of hope", "love how 'in stock' means 'not for you'", "sure, 'genuine' 🙃",
 )
 
 CHATTER: Final = (
@@ -100,6 +116,8 @@ CHATTER: Final = (
     "hi from {city}", "hello", "hi all", "first time here", "just joined", "what did I miss?", "lol",
     "watching from work 👀", "good evening", "hey host", "music name?", "how long is the stream today?",
     "following!", "shared with my sister", "ok", "👋", "brb",
+    "刚来 现在讲的是哪个", "主播辛苦了", "晚安", "下次什么时候播", "哈哈哈哈", "挂着", "点赞了",
+    "replay available?", "what time is it there?", "hi again", "back!", "same time tomorrow?",
 )
 
 #: Every template with its mood, in a fixed order (the seeded generator indexes into it).
