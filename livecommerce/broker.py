@@ -270,6 +270,14 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _terminate_with_parent() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it when its parent dies (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class LocalKafka:
     """One local broker living in ``data_dir`` (configs, logs, PID file and the Kafka log dirs)."""
 
@@ -280,8 +288,13 @@ class LocalKafka:
         controller_port: int,
         heap: str = "768m",
         lib_dir: Path = LIB_DIR,
+        die_with_parent: bool = False,
     ) -> None:
+        """``die_with_parent``: for test sessions; the kernel SIGTERMs the broker if the starting process
+        dies, even by SIGKILL, so a killed pytest never leaves a JVM behind.  ``livecommerce up`` leaves it
+        False because its broker must outlive the command."""
         self.data_dir = Path(data_dir).resolve()
+        self.die_with_parent = die_with_parent
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
@@ -388,6 +401,7 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,  # own process group: stop() signals the group, Ctrl-C does not
+                preexec_fn=_terminate_with_parent if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._popen.pid}\n")
         try:

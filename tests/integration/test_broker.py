@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,42 @@ def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Pat
         for leftover in _processes_using(kafka_dir / "server.properties"):
             os.killpg(leftover, signal.SIGKILL)
     assert _processes_using(kafka_dir / "server.properties") == []
+
+
+_START_AND_HANG = """
+import sys, time
+from livecommerce.broker import LocalKafka
+broker = LocalKafka(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), heap="384m", die_with_parent=True)
+broker.start()
+print(broker.pid(), flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_test_broker_dies_with_a_killed_parent_and_its_pid_file_is_then_stale(tmp_path: Path) -> None:
+    """A pytest run killed with SIGKILL must not leave a JVM behind (the fixture uses die_with_parent)."""
+    from livecommerce.broker import LocalKafka
+
+    port, controller_port = free_ports(2)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _START_AND_HANG, str(tmp_path), str(port), str(controller_port)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert parent.stdout is not None
+        broker_pid = int(parent.stdout.readline())
+        assert _processes_using(tmp_path / "server.properties") == [broker_pid]
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 120  # bound for the JVM's own shutdown, not a speed assertion
+    while _processes_using(tmp_path / "server.properties") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftovers = _processes_using(tmp_path / "server.properties")
+    for pid in leftovers:
+        os.killpg(pid, signal.SIGKILL)
+    assert leftovers == []
+    broker = LocalKafka(tmp_path, port, controller_port)
+    assert broker.pid_file.exists()
+    assert broker.pid() is None
+    assert not broker.pid_file.exists()
