@@ -1,0 +1,196 @@
+"""Two counters workers on a real broker, one killed with SIGKILL mid-stream and restarted:
+the final cumulative counters equal the simulator's ground truth exactly, and every invalid
+comment, like and presence message is dead-lettered exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from livecommerce.settings import Settings
+from schemas import TOPICS, OrderAttempt, OrderResult, Payment, decode
+from schemas.events import DeadLetter, RoomCounters
+from simulator.config import ScenarioConfig
+from simulator.generator import Simulation
+from simulator.truth import Outgoing
+from tests.fixtures.kafka import consume_all, free_ports
+
+pytestmark = pytest.mark.integration
+
+PRICE_CENTS = 1999
+
+
+def fake_flash_sale(items: list[Outgoing]) -> list[Outgoing]:
+    """Order results a flash-sale worker could have produced: the first attempt of an order_id is
+    accepted, a retry is rejected as duplicate, a payment of an accepted order is paid."""
+    accepted: dict[str, OrderAttempt] = {}
+    out: list[Outgoing] = []
+    for item in items:
+        event = item.event
+        result: OrderResult | None = None
+        if isinstance(event, OrderAttempt):
+            first = event.order_id not in accepted
+            accepted.setdefault(event.order_id, event)
+            result = OrderResult(
+                order_id=event.order_id, room_id=event.room_id, sku_id=event.sku_id, user_id=event.user_id,
+                status="accepted" if first else "rejected", reason=None if first else "duplicate",
+                quantity=event.quantity, price_cents=PRICE_CENTS, attempt_ts=event.ts, ts=event.ts,
+            )
+        elif isinstance(event, Payment) and event.action == "paid" and event.order_id in accepted:
+            order = accepted[event.order_id]
+            result = OrderResult(
+                order_id=event.order_id, room_id=event.room_id, sku_id=event.sku_id, user_id=event.user_id,
+                status="paid", quantity=order.quantity, price_cents=PRICE_CENTS, attempt_ts=order.ts,
+                ts=event.ts,
+            )
+        out.append(item)
+        if result is not None:
+            out.append(Outgoing(topic="order-results", key=result.room_id.encode(), ts=result.ts,
+                                emit_ms=item.emit_ms, seq=item.seq, event=result))
+    return out
+
+
+def produce(settings: Settings, items: list[Outgoing]) -> None:
+    """Send items with the murmur2 partitioner (Kafka's default, as every project producer uses)."""
+    from confluent_kafka import Producer
+
+    from schemas import encode
+
+    producer = Producer({
+        "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
+        "partitioner": "murmur2_random", "linger.ms": 5, "log_level": 3,
+    })
+    for item in items:
+        value = item.raw if item.event is None else encode(item.event)
+        while True:
+            try:
+                producer.produce(settings.topic(item.topic), value, item.key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0
+
+
+class Workers:
+    """``livecommerce worker counters`` processes, started and killed by worker id."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.env = {**os.environ, **settings.as_env(), "LC_LOG_FORMAT": "console"}
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, worker_id: str) -> None:
+        port = free_ports(1)[0]
+        with open(self.log_dir / f"worker-{worker_id}.log", "ab") as log:
+            self.procs[worker_id] = subprocess.Popen(
+                [sys.executable, "-m", "livecommerce.cli", "worker", "counters",
+                 "--worker-id", worker_id, "--web-port", str(port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def kill(self, worker_id: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(worker_id)
+        proc.send_signal(sig)
+        proc.wait(30)
+
+    def stop_all(self) -> None:
+        for worker_id in list(self.procs):
+            with contextlib.suppress(Exception):
+                self.kill(worker_id, signal.SIGTERM)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
+@pytest.fixture
+def workers(kafka_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(kafka_settings, tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+        with contextlib.suppress(Exception):
+            from confluent_kafka.admin import AdminClient
+
+            admin = AdminClient({"bootstrap.servers": kafka_settings.kafka_bootstrap})
+            admin.delete_topics([kafka_settings.topic("counters-changelog")])
+
+
+def latest_per_room(settings: Settings) -> dict[str, RoomCounters]:
+    """The last committed snapshot of each room (a room's snapshots share one partition, in order)."""
+    latest: dict[str, RoomCounters] = {}
+    for msg in consume_all(settings, "room-counters", timeout=3):
+        snap = decode(RoomCounters, msg.value(), now_ms=2**62)
+        latest[snap.room_id] = snap
+    return latest
+
+
+def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Settings, workers: Workers) -> None:
+    sim = Simulation(ScenarioConfig(
+        seed=11, rooms=6, duration_s=240, peak_viewers=600, invalid_share=0.02, jitter_ms=1500,
+        start_ts=int(time.time() * 1000) - 3_600_000,
+    ))
+    items = fake_flash_sale(list(sim))
+    truth = sim.truth
+    half = len(items) // 2
+
+    workers.start("1")
+    workers.start("2")
+    produce(kafka_settings, items[:half])
+    rest = threading.Thread(target=produce, args=(kafka_settings, items[half:]))
+    rest.start()
+    time.sleep(0.5)
+    workers.kill("2")  # SIGKILL while the second half is flowing in
+    rest.join()
+    time.sleep(2)
+    workers.start("2")
+
+    def totals(snap: RoomCounters) -> tuple[int, ...]:
+        return (snap.comments_total, snap.likes_total, snap.unique_viewers, snap.order_attempts_total,
+                snap.orders_accepted_total)
+
+    expected = {
+        room: (t.comments, t.likes, t.unique_viewers, t.order_attempts, t.distinct_order_ids)
+        for room, t in truth.rooms.items()
+    }
+    deadline = time.monotonic() + 120  # a generous bound for a loaded machine; normally a few seconds
+    latest: dict[str, RoomCounters] = {}
+    while time.monotonic() < deadline:
+        latest = latest_per_room(kafka_settings)
+        if {r: totals(s) for r, s in latest.items()} == expected:
+            break
+        time.sleep(2)
+    assert set(latest) == set(truth.rooms), workers.logs()
+
+    for room_id, t in truth.rooms.items():
+        snap = latest[room_id]
+        results = [i.event for i in items if isinstance(i.event, OrderResult) and i.event.room_id == room_id]
+        accepted = [r for r in results if r.status == "accepted"]
+        paid = [r for r in results if r.status == "paid"]
+        assert snap.comments_total == t.comments, workers.logs()
+        assert snap.likes_total == t.likes
+        assert snap.unique_viewers == t.unique_viewers
+        assert snap.order_attempts_total == t.order_attempts
+        assert snap.orders_accepted_total == t.distinct_order_ids
+        assert snap.units_total == sum(r.quantity for r in accepted)
+        assert snap.gmv_reserved_cents_total == PRICE_CENTS * snap.units_total
+        assert snap.gmv_paid_cents_total == sum(r.quantity * r.price_cents for r in paid)
+        assert snap.unique_buyers == len({r.user_id for r in accepted})
+
+    dead = [msgspec.json.decode(m.value(), type=DeadLetter) for m in consume_all(kafka_settings, "dead-letters")]
+    for name in ("comments", "likes", "presence"):
+        mine = [d for d in dead if d.source_topic == kafka_settings.topic(name)]
+        assert len(mine) == truth.topics[name].invalid
+        assert len({(d.partition, d.offset) for d in mine}) == len(mine)  # each exactly once
+        assert all(d.reason for d in mine)
+    assert TOPICS["dead-letters"].key_field == "source_topic"
