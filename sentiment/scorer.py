@@ -1,0 +1,171 @@
+"""Scoring comments: normalise, look up the LRU cache, run the model on the misses only, in batches.
+
+Two runtimes over the same committed files in ``sentiment/model/``:
+- ``onnx`` (default, what the agent uses): ``model.int8.onnx`` on onnxruntime, tokenised by the
+  ``tokenizers`` library; needs neither torch nor transformers, loads in well under a second.
+- ``torch``: the fp16 safetensors loaded into transformers' ``BertForSequenceClassification`` in
+  fp32; the reference the int8 graph is checked against (same labels within tolerance).
+
+Both are offline by construction: they read local files only (``HF_HUB_OFFLINE=1`` is set too).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from sentiment.cache import LruCache
+from sentiment.labels import LABELS, Sentiment
+from sentiment.normalize import normalize
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+MAX_LENGTH = 64
+
+
+class Model(Protocol):
+    name: str
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), 3) class probabilities in LABELS order, for already normalised texts."""
+        ...
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def _tokenizer(model_dir: Path) -> Any:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length=MAX_LENGTH)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tok
+
+
+def _encode(tok: Any, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    encs = tok.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encs], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+    return ids, mask
+
+
+class OnnxModel:
+    """The int8 graph on onnxruntime's CPU provider."""
+
+    name = "onnx-int8"
+
+    def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 0, file: str = "model.int8.onnx") -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # 0 = one per core
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model_dir / file), opts, providers=["CPUExecutionProvider"])
+        self.tokenizer = _tokenizer(model_dir)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 3), dtype=np.float32)
+        ids, mask = _encode(self.tokenizer, texts)
+        (logits,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
+        return _softmax(np.asarray(logits, dtype=np.float64))
+
+
+class TorchModel:
+    """The committed fp16 weights in transformers, computed in fp32."""
+
+    name = "torch"
+
+    def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 0) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import BertForSequenceClassification
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = BertForSequenceClassification.from_pretrained(
+            str(model_dir), dtype=torch.float32, local_files_only=True
+        ).eval()
+        self.tokenizer = _tokenizer(model_dir)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 3), dtype=np.float32)
+        ids, mask = _encode(self.tokenizer, texts)
+        with self.torch.inference_mode():
+            logits = self.model(
+                input_ids=self.torch.from_numpy(ids), attention_mask=self.torch.from_numpy(mask)
+            ).logits
+        return _softmax(logits.float().numpy().astype(np.float64))
+
+
+def to_sentiments(probs: np.ndarray) -> list[Sentiment]:
+    """Vectorised :func:`sentiment.labels.from_probs` (same rule: argmax, score = P(pos) - P(neg))."""
+    best = probs.argmax(axis=1)
+    score = np.clip(probs[:, 2] - probs[:, 0], -1.0, 1.0).round(4)
+    conf = probs[np.arange(len(probs)), best].clip(0.0, 1.0).round(4)
+    return [Sentiment(LABELS[b], float(s), float(c)) for b, s, c in zip(best, score, conf, strict=True)]
+
+
+class SentimentScorer:
+    """Batched, cached scoring of raw comment texts."""
+
+    def __init__(self, model: Model, cache_size: int = 100_000, batch_size: int = 64) -> None:
+        self.model = model
+        self.cache: LruCache[str, Sentiment] = LruCache(cache_size)
+        self.batch_size = batch_size
+        self.model_calls = 0
+        self.model_texts = 0
+
+    def score(self, texts: Sequence[str]) -> list[Sentiment]:
+        """One Sentiment per text, in order.  Only texts whose normalised form is not cached reach
+        the model, each once per call, in length-sorted batches of at most ``batch_size``."""
+        keys = [normalize(t) for t in texts]
+        results: list[Sentiment | None] = [None] * len(keys)
+        missing: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if key in missing:
+                missing[key].append(i)
+                continue
+            hit = self.cache.get(key)
+            if hit is None:
+                missing[key] = [i]
+            else:
+                results[i] = hit
+        todo = sorted(missing, key=len)
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            self.model_calls += 1
+            self.model_texts += len(chunk)
+            for key, sentiment in zip(chunk, to_sentiments(self.model.probabilities(chunk)), strict=True):
+                self.cache.put(key, sentiment)
+                for i in missing[key]:
+                    results[i] = sentiment
+        return [r for r in results if r is not None]
+
+
+def load_model(runtime: str = "onnx", model_dir: Path | None = None, threads: int = 0) -> Model:
+    directory = model_dir or MODEL_DIR
+    if runtime == "onnx":
+        return OnnxModel(directory, threads)
+    if runtime == "torch":
+        return TorchModel(directory, threads)
+    raise ValueError(f"unknown runtime {runtime!r} (onnx or torch)")
+
+
+def load_scorer(
+    runtime: str = "onnx", model_dir: Path | None = None, *, cache_size: int = 100_000, batch_size: int = 64,
+    threads: int = 0,
+) -> SentimentScorer:
+    return SentimentScorer(load_model(runtime, model_dir, threads), cache_size=cache_size, batch_size=batch_size)
