@@ -1,0 +1,21 @@
+"""``livecommerce topics``: create every topic on the configured cluster (docker-compose's init step)."""
+
+from __future__ import annotations
+
+import argparse
+
+from livecommerce.settings import Settings
+
+HELP = "Create every Kafka topic with its partitions and configs on LC_KAFKA_BOOTSTRAP (existing ones are kept)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the cluster")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from livecommerce.kafka_admin import create_topics
+
+    for name in create_topics(settings, timeout=args.timeout):
+        print(name)
+    return 0
