@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import operator
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,13 +135,15 @@ def _converter(t: mi.Type) -> Callable[[Any], Any] | None:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """The raw table of one event type: its name, (column, type) list and row conversion."""
+    """The raw table of one event type: its name, (column, type) list and row/column conversion."""
 
     tag: str
     table: str
     event: type[Event]
     columns: tuple[tuple[str, str], ...]
     to_row: Callable[[Event], tuple[Any, ...]]
+    #: Per column: a C-level attribute getter and an optional value converter (None = as is).
+    extractors: tuple[tuple[Callable[[Event], Any], Callable[[Any], Any] | None], ...]
 
     @property
     def column_names(self) -> list[str]:
@@ -151,12 +153,17 @@ class TableSpec:
     def column_types(self) -> list[str]:
         return [ctype for _, ctype in self.columns]
 
-    def to_columns(self, events: Iterable[Event]) -> list[Sequence[Any]]:
-        """Column-oriented data of ``events`` (one sequence per column), what a batched insert wants."""
-        rows = list(map(self.to_row, events))
-        if not rows:
-            return [[] for _ in self.columns]
-        return list(zip(*rows, strict=True))
+    def to_columns(self, events: Sequence[Event]) -> list[list[Any]]:
+        """Column-oriented data of ``events`` (one list per column), what a batched insert wants.
+
+        Built column by column with ``map(attrgetter)``: about twice as fast as transposing row
+        tuples with ``zip(*rows)`` (~1.5 µs an event for a comment on this machine).
+        """
+        columns = []
+        for getter, convert in self.extractors:
+            column = list(map(getter, events))
+            columns.append(column if convert is None else list(map(convert, column)))
+        return columns
 
 
 def _row_function(event: type[Event], fields: Sequence[mi.Field]) -> Callable[[Event], tuple[Any, ...]]:
@@ -186,7 +193,8 @@ def table_spec(tag: str) -> TableSpec:
     assert isinstance(info, mi.StructType)
     fields = info.fields
     columns = tuple((f.name, column_type(f.name, f.type)) for f in fields)
-    return TableSpec(tag, TABLE_OF_TAG[tag], event, columns, _row_function(event, fields))
+    extractors = tuple((operator.attrgetter(f.name), _converter(f.type)) for f in fields)
+    return TableSpec(tag, TABLE_OF_TAG[tag], event, columns, _row_function(event, fields), extractors)
 
 
 #: Event tag -> its raw table, for every stored event type.
