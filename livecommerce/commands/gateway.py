@@ -1,0 +1,73 @@
+"""``livecommerce gateway``: run the websocket gateway and dashboard (one process, one event loop)."""
+
+from __future__ import annotations
+
+import argparse
+
+from livecommerce.settings import Settings
+
+HELP = "Run the websocket gateway: dashboard at /, websocket at /ws?token=..., /healthz, /metrics."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="bind address (default LC_GATEWAY_HOST)")
+    parser.add_argument("--port", type=int, default=None, help="port, 0 picks a free one (default LC_GATEWAY_PORT)")
+    parser.add_argument("--instance-id", default="", help="names this gateway (Kafka group, sequence epoch)")
+    parser.add_argument("--origin", action="append", default=[], help="extra allowed Origin (repeatable)")
+    parser.add_argument("--flush-interval", type=float, default=0.25, help="seconds between room updates")
+    parser.add_argument("--like-interval", type=float, default=0.2, help="seconds likes are summed per room")
+    parser.add_argument("--action-rate", type=float, default=20.0, help="actions per second per connection")
+    parser.add_argument("--action-burst", type=int, default=40, help="action burst per connection")
+    parser.add_argument("--buffer-high-water", type=int, default=64 * 1024, help="bytes: client is behind")
+    parser.add_argument("--buffer-limit", type=int, default=1024 * 1024, help="bytes: client is dropped")
+    parser.add_argument("--max-behind", type=float, default=10.0, help="seconds behind before a client is dropped")
+    parser.add_argument("--lookback", type=float, default=120.0, help="seconds of output topics read at start")
+    parser.add_argument("--port-file", default=None, help="write the bound port here once listening")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import resource
+    import signal
+    from pathlib import Path
+
+    from ws_gateway.config import GatewayConfig
+    from ws_gateway.server import Gateway
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # every websocket client is a file descriptor
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    config = GatewayConfig(
+        host=args.host or settings.gateway_host,
+        port=settings.gateway_port if args.port is None else args.port,
+        jwt_secret=settings.jwt_secret,
+        origins=tuple(args.origin),
+        max_message_bytes=settings.max_message_bytes,
+        flush_interval_s=args.flush_interval,
+        like_interval_s=args.like_interval,
+        action_rate_per_s=args.action_rate,
+        action_burst=args.action_burst,
+        buffer_high_water=args.buffer_high_water,
+        buffer_limit=args.buffer_limit,
+        max_behind_s=args.max_behind,
+        lookback_s=args.lookback,
+        instance_id=args.instance_id,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop: asyncio.Future[None] = loop.create_future()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        ready: asyncio.Future[int] = loop.create_future()
+        gateway = Gateway(settings, config)
+        task = asyncio.create_task(gateway.run(stop, ready))
+        port = await asyncio.wait_for(asyncio.shield(ready), timeout=30)
+        if args.port_file:
+            tmp = Path(args.port_file + ".tmp")
+            tmp.write_text(f"{port}\n")
+            tmp.replace(args.port_file)
+        await task
+
+    asyncio.run(main())
+    return 0

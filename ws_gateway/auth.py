@@ -1,0 +1,134 @@
+"""Who may connect and what they may see: JWT checks and the subscription rules, no I/O.
+
+A token carries ``sub`` (user id), ``room``, ``role`` (host / viewer / ops) and ``exp``.  Every
+refusal maps to its own websocket close code so that a client (and a test) can tell *why* it was
+refused without parsing prose:
+
+====  ==================  ====================================================
+code  name                meaning
+====  ==================  ====================================================
+4001  token_missing       no token in ``?token=`` or ``Authorization: Bearer``
+4002  token_invalid       bad signature, malformed, unknown role, missing claim
+4003  token_expired       ``exp`` is in the past
+4004  room_forbidden      a host or viewer asked for a room not in its token
+4005  stream_forbidden    a viewer asked for a host-only stream
+4008  slow_client         dropped: could not keep up (see :mod:`ws_gateway.backpressure`)
+====  ==================  ====================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
+
+import jwt
+
+Role = Literal["host", "viewer", "ops"]
+ROLES: tuple[Role, ...] = ("host", "viewer", "ops")
+
+#: Streams of a room. Hosts and ops may have all of them; viewers only stock (plus their own orders).
+HOST_STREAMS = frozenset({"counters", "stock", "alerts", "comments"})
+VIEWER_STREAMS = frozenset({"stock"})
+ALGORITHM = "HS256"
+
+
+class CloseCode(IntEnum):
+    TOKEN_MISSING = 4001
+    TOKEN_INVALID = 4002
+    TOKEN_EXPIRED = 4003
+    ROOM_FORBIDDEN = 4004
+    STREAM_FORBIDDEN = 4005
+    SLOW_CLIENT = 4008
+
+
+class AuthError(Exception):
+    """A refusal: ``code`` is the websocket close code, ``reason`` a short sentence (fits a close frame)."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason[:120]
+
+
+@dataclass(frozen=True)
+class Claims:
+    """A verified token. ``room`` is ``None`` only for ops tokens, which may watch any room."""
+
+    sub: str
+    role: Role
+    room: str | None
+    exp: int
+
+    @property
+    def audience(self) -> Literal["host", "viewer"]:
+        """Which cut of a room's updates this client gets: ops see what hosts see."""
+        return "viewer" if self.role == "viewer" else "host"
+
+
+def mint_token(secret: str, *, sub: str, role: Role, room: str | None, now_s: int, ttl_s: int = 3600) -> str:
+    """A signed token for ``sub``; ``room`` may be None only for ops."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if room is None and role != "ops":
+        raise ValueError(f"a {role} token needs a room")
+    payload: dict[str, object] = {"sub": sub, "role": role, "iat": now_s, "exp": now_s + ttl_s}
+    if room is not None:
+        payload["room"] = room
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str | None, *, now_s: int) -> Claims:
+    """The claims of a valid token, or :class:`AuthError` with the close code that says why not.
+
+    ``now_s`` is passed in (PyJWT's own clock is switched off) so expiry is decided by the caller's clock.
+    """
+    if not token:
+        raise AuthError(CloseCode.TOKEN_MISSING, "token missing")
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"verify_exp": False, "require": ["sub", "role", "exp"]}
+        )
+    except jwt.InvalidSignatureError:
+        raise AuthError(CloseCode.TOKEN_INVALID, "token signature invalid") from None
+    except jwt.InvalidTokenError as exc:
+        raise AuthError(CloseCode.TOKEN_INVALID, f"token invalid: {exc}") from None
+    sub, role, room, exp = payload.get("sub"), payload.get("role"), payload.get("room"), payload.get("exp")
+    if not isinstance(sub, str) or not sub:
+        raise AuthError(CloseCode.TOKEN_INVALID, "token sub must be a non-empty string")
+    if role not in ROLES:
+        raise AuthError(CloseCode.TOKEN_INVALID, f"token role must be one of {', '.join(ROLES)}")
+    if not isinstance(exp, int):
+        raise AuthError(CloseCode.TOKEN_INVALID, "token exp must be an integer")
+    if room is not None and not isinstance(room, str):
+        raise AuthError(CloseCode.TOKEN_INVALID, "token room must be a string")
+    if room is None and role != "ops":
+        raise AuthError(CloseCode.TOKEN_INVALID, f"a {role} token needs a room")
+    if exp <= now_s:
+        raise AuthError(CloseCode.TOKEN_EXPIRED, "token expired")
+    return Claims(sub=sub, role=role, room=room, exp=exp)
+
+
+def authorize_subscription(
+    claims: Claims, room: str | None, streams: Iterable[str] | None
+) -> tuple[str, frozenset[str]]:
+    """The room and streams this client may subscribe to, or :class:`AuthError`.
+
+    ``room`` None means the token's room; ``streams`` None means everything the role may see.
+    Ops may pick any room but must name one.
+    """
+    target = room if room is not None else claims.room
+    if target is None:
+        raise AuthError(CloseCode.ROOM_FORBIDDEN, "ops must name a room")
+    if claims.role != "ops" and target != claims.room:
+        raise AuthError(CloseCode.ROOM_FORBIDDEN, f"token is for room {claims.room}, not {target}")
+    allowed = VIEWER_STREAMS if claims.role == "viewer" else HOST_STREAMS
+    wanted = allowed if streams is None else frozenset(streams)
+    unknown = wanted - HOST_STREAMS
+    if unknown:
+        raise AuthError(CloseCode.STREAM_FORBIDDEN, f"unknown streams: {', '.join(sorted(unknown))}")
+    denied = wanted - allowed
+    if denied:
+        raise AuthError(CloseCode.STREAM_FORBIDDEN, f"{claims.role} may not receive {', '.join(sorted(denied))}")
+    return target, wanted

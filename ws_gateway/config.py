@@ -1,0 +1,54 @@
+"""Tunables of the gateway that are not (yet) in :class:`livecommerce.settings.Settings`.
+
+Why a separate frozen dataclass: the protocol core takes plain numbers, the shell builds one
+``GatewayConfig`` from ``Settings`` plus command-line overrides, and tests start gateways with
+tight limits (a tiny buffer, a fast flush) without touching the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Every limit of one gateway process. Defaults suit the demo and the 10k-client bench."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    jwt_secret: str = "dev-only-change-me"
+    origins: tuple[str, ...] = ()
+    """Extra allowed ``Origin`` values; the gateway's own http://host:port and clients without Origin
+    (non-browser) are always allowed."""
+    max_message_bytes: int = 16_384
+    """Largest websocket message a client may send; larger ones close the connection with 1009."""
+    flush_interval_s: float = 0.25
+    """Room updates are coalesced and sent at most once per interval (4 per second per room)."""
+    like_interval_s: float = 0.2
+    """Likes of one room are summed for this long before one Like event is produced."""
+    action_rate_per_s: float = 20.0
+    action_burst: int = 40
+    history: int = 256
+    """Updates kept per room and audience for resume; a client further behind gets a resync snapshot."""
+    recent_comments: int = 30
+    recent_alerts: int = 20
+    buffer_high_water: int = 64 * 1024
+    """Above this many unsent bytes a client is behind: it skips updates and catches up with a snapshot."""
+    buffer_limit: int = 1024 * 1024
+    """Above this many unsent bytes a client is dropped (close 4008)."""
+    max_behind_s: float = 10.0
+    """A client behind for longer than this is dropped (close 4008) even below ``buffer_limit``."""
+    lookback_s: float = 120.0
+    """On start, read output topics from this far back so the first snapshot is not empty."""
+    instance_id: str = ""
+    """Names this gateway in its Kafka group id and sequence epoch; random when empty."""
+
+    def replace(self, **changes: Any) -> GatewayConfig:
+        return dataclasses.replace(self, **changes)
+
+    def allowed_origins(self) -> list[str | None]:
+        """The websocket ``Origin`` allow-list: no Origin (tools, apps), our own page, configured extras."""
+        own = [f"http://{self.host}:{self.port}", f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}"]
+        return [None, *dict.fromkeys([*own, *self.origins])]

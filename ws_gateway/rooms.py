@@ -1,0 +1,182 @@
+"""A room's live state as the dashboard sees it, with sequence numbers and resume, no I/O.
+
+Why coalescing lives here: workers may publish stock and comments hundreds of times a second, but a
+dashboard needs a few frames a second.  :meth:`RoomState.apply` only records what changed;
+:meth:`RoomState.flush` (called every ``flush_interval``) turns the changes into at most one update
+per audience, each encoded once and numbered by that audience's :class:`Channel`.
+
+Sequence numbers are per (room, audience) and per gateway process (its ``epoch``): a client that
+reconnects with ``epoch`` + ``last_seq`` gets exactly the updates it missed from the channel's
+history, or, if they are gone or it was talking to another process, an explicit resync snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Literal
+
+import msgspec
+
+from schemas.base import Event
+from schemas.events import Alert, RoomCounters, ScoredComment, StockUpdate
+from ws_gateway.protocol import encode
+
+Audience = Literal["host", "viewer"]
+AUDIENCES: tuple[Audience, ...] = ("host", "viewer")
+
+#: Counter points kept for the sparklines a freshly opened dashboard draws at once.
+SERIES_POINTS = 120
+
+
+class Channel:
+    """The numbered update stream of one (room, audience) with a bounded history for resume."""
+
+    def __init__(self, room: str, audience: Audience, epoch: str, history: int) -> None:
+        self.room = room
+        self.audience = audience
+        self.epoch = epoch
+        self.seq = 0
+        self._history: deque[tuple[int, bytes]] = deque(maxlen=max(history, 1))
+
+    def publish(self, body: dict[str, Any]) -> bytes:
+        """Number ``body`` with the next sequence, remember it, and return the encoded update."""
+        self.seq += 1
+        message = encode({"type": "update", "room": self.room, "epoch": self.epoch, "seq": self.seq, **body})
+        self._history.append((self.seq, message))
+        return message
+
+    def replay(self, epoch: str | None, last_seq: int) -> list[bytes] | None:
+        """The updates after ``last_seq``, in order, or None when they cannot be given without a gap
+        (another epoch, a sequence from the future, or history already forgotten): then resync."""
+        if epoch != self.epoch or last_seq > self.seq:
+            return None
+        if last_seq == self.seq:
+            return []
+        if not self._history or self._history[0][0] > last_seq + 1:
+            return None
+        return [message for seq, message in self._history if seq > last_seq]
+
+
+class RoomState:
+    """Latest counters, stock per SKU, recent alerts and scored comments of one room."""
+
+    def __init__(
+        self, room: str, epoch: str, *, history: int = 256, recent_comments: int = 30, recent_alerts: int = 20
+    ) -> None:
+        self.room = room
+        self.channels = {audience: Channel(room, audience, epoch, history) for audience in AUDIENCES}
+        self.counters: dict[str, Any] | None = None
+        self.stock: dict[str, dict[str, Any]] = {}
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=recent_alerts)
+        self.comments: deque[dict[str, Any]] = deque(maxlen=recent_comments)
+        self.series: deque[list[int]] = deque(maxlen=SERIES_POINTS)
+        self._counters_changed = False
+        self._stock_changed: set[str] = set()
+        self._new_alerts: list[dict[str, Any]] = []
+        self._new_comments: list[dict[str, Any]] = []
+        self._seen_alerts: set[str] = set()
+
+    # ------------------------------------------------------------------ input
+
+    def apply(self, event: Event) -> bool:
+        """Record one output event of this room; True when it changed what clients see."""
+        if isinstance(event, RoomCounters):
+            return self._apply_counters(event)
+        if isinstance(event, StockUpdate):
+            return self._apply_stock(
+                event.sku_id, event.ts,
+                {"available": event.available, "reserved": event.reserved, "sold": event.sold,
+                 "total": event.total, "price_cents": event.price_cents},
+            )
+        if isinstance(event, ScoredComment):
+            item = {"event_id": event.event_id, "user_id": event.user_id, "text": event.text,
+                    "label": event.label, "score": event.score, "ts": event.ts}
+            self.comments.append(item)
+            self._new_comments.append(item)
+            return True
+        if isinstance(event, Alert):
+            if event.alert_id in self._seen_alerts:
+                return False
+            self._seen_alerts.add(event.alert_id)
+            item = msgspec.to_builtins(event)
+            if self.alerts.maxlen is not None and len(self.alerts) == self.alerts.maxlen:
+                self._seen_alerts.discard(self.alerts[0]["alert_id"])
+            self.alerts.append(item)
+            self._new_alerts.append(item)
+            return True
+        return False
+
+    def _apply_counters(self, event: RoomCounters) -> bool:
+        if self.counters is not None and event.window_end < self.counters["window_end"]:
+            return False  # a late duplicate or a replay: the newer window already shows
+        counters = msgspec.to_builtins(event)
+        stock = counters.pop("stock", {})
+        self.counters = counters
+        self._counters_changed = True
+        point = [event.window_end, event.gmv_paid_cents_total, event.gmv_reserved_cents_total,
+                 event.orders_accepted_total, event.comments]
+        if self.series and self.series[-1][0] == event.window_end:
+            self.series[-1] = point
+        else:
+            self.series.append(point)
+        for sku_id, sku in stock.items():
+            known = self.stock.get(sku_id, {})
+            self._apply_stock(sku_id, event.ts, {**sku, "price_cents": known.get("price_cents", 0)})
+        return True
+
+    def _apply_stock(self, sku_id: str, ts: int, values: dict[str, Any]) -> bool:
+        """Keep the newest stock of a SKU; flash-sale StockUpdates and counter snapshots both carry it."""
+        known = self.stock.get(sku_id)
+        if known is not None and ts < known["ts"]:
+            return False
+        entry = {"sku_id": sku_id, **values, "ts": ts}
+        if known == entry:
+            return False
+        self.stock[sku_id] = entry
+        self._stock_changed.add(sku_id)
+        return True
+
+    # ------------------------------------------------------------------ output
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._counters_changed or self._stock_changed or self._new_alerts or self._new_comments)
+
+    def flush(self) -> dict[Audience, bytes]:
+        """One numbered, encoded update per audience that has something new; clears the changes."""
+        out: dict[Audience, bytes] = {}
+        stock = {sku: self.stock[sku] for sku in sorted(self._stock_changed)}
+        host: dict[str, Any] = {}
+        if self._counters_changed and self.counters is not None:
+            host["counters"] = self.counters
+        if stock:
+            host["stock"] = stock
+        if self._new_alerts:
+            host["alerts"] = self._new_alerts
+        if self._new_comments:
+            host["comments"] = self._new_comments
+        if host:
+            out["host"] = self.channels["host"].publish(host)
+        if stock:
+            out["viewer"] = self.channels["viewer"].publish({"stock": stock})
+        self._counters_changed = False
+        self._stock_changed = set()
+        self._new_alerts = []
+        self._new_comments = []
+        return out
+
+    def snapshot(self, audience: Audience, *, resync: bool = False) -> bytes:
+        """Everything ``audience`` may see now, stamped with the channel's current sequence.
+
+        Call after :meth:`flush` so that the snapshot and the next update do not overlap.
+        """
+        channel = self.channels[audience]
+        body: dict[str, Any] = {
+            "type": "snapshot", "room": self.room, "epoch": channel.epoch, "seq": channel.seq,
+            "resync": resync, "stock": self.stock,
+        }
+        if audience == "host":
+            body.update(counters=self.counters, alerts=list(self.alerts), comments=list(self.comments),
+                        series=list(self.series))
+        return encode(body)
+
