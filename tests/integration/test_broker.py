@@ -202,3 +202,23 @@ def test_a_test_broker_dies_with_a_killed_parent_and_its_pid_file_is_then_stale(
     assert broker.pid_file.exists()
     assert broker.pid() is None
     assert not broker.pid_file.exists()
+
+
+def test_ensure_kafka_jars_fetches_once_replaces_stale_jars_and_then_needs_no_maven(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from livecommerce.broker import POM, ensure_kafka_jars
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "kafka_2.13-0.0.1.jar").write_bytes(b"left over from an older pom")
+
+    ensure_kafka_jars(lib, POM)
+
+    names = {jar.name for jar in lib.glob("*.jar")}
+    assert "kafka_2.13-0.0.1.jar" not in names
+    assert any(name.startswith("kafka_2.13-") for name in names)
+    assert any(name.startswith("slf4j-api-2.") for name in names)  # the 1.7 API would mute the broker log
+    assert not list(lib.glob(".staging-*"))
+    monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
+    assert ensure_kafka_jars(lib, POM) == lib  # up to date: Maven is not even looked for

@@ -179,3 +179,26 @@ def test_start_refuses_a_port_taken_by_another_process(tmp_path: Path) -> None:
         with pytest.raises(BrokerError, match=f"port {port}"):
             broker.start(timeout=5)
     assert not broker.pid_file.exists()
+
+
+def test_missing_java_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
+    broker = LocalKafka(tmp_path, port=_free_port(), controller_port=_free_port())
+
+    with pytest.raises(BrokerError, match="Java 17"):
+        broker.start(timeout=5)
+
+
+def test_missing_jars_without_maven_give_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from livecommerce.broker import POM, ensure_kafka_jars
+
+    monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
+
+    with pytest.raises(BrokerError, match="Maven is not installed"):
+        ensure_kafka_jars(tmp_path / "lib", POM)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
