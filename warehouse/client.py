@@ -20,10 +20,13 @@ from __future__ import annotations
 import os
 import threading
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse, urlunparse
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+#: Database of the warehouse when the DSN names none.
+DEFAULT_DATABASE = "livecommerce"
 
 _clients: dict[str, Client] = {}
 _lock = threading.Lock()
@@ -46,6 +49,26 @@ def check_dsn(dsn: str) -> str:
             raise DsnError(f"server DSN needs a host: http(s)://user:password@host:port/database, got {dsn!r}")
         return parsed.scheme
     raise DsnError(f"unsupported ClickHouse DSN {dsn!r}: use chdb:///abs/path or http(s)://user:pw@host:port/db")
+
+
+def database_of(dsn: str) -> str:
+    """The warehouse database a DSN names: ``http://h:8123/<db>`` or ``chdb:///path?database=<db>``;
+    :data:`DEFAULT_DATABASE` otherwise.  Connections do not select it (it may not exist before
+    :func:`warehouse.migrate.migrate` creates it): every query names its database."""
+    parsed = urlparse(dsn)
+    if check_dsn(dsn) == "chdb":
+        name = parse_qs(parsed.query).get("database", [""])[0]
+    else:
+        name = parsed.path.strip("/").split("/")[0]
+    return name or DEFAULT_DATABASE
+
+
+def _connect_dsn(dsn: str) -> str:
+    """The DSN without its database part, so connecting never depends on the database existing."""
+    parsed = urlparse(dsn)
+    if check_dsn(dsn) == "chdb":
+        return f"chdb://{parsed.path}"
+    return urlunparse(parsed._replace(path=""))
 
 
 def preload_chdb() -> None:
@@ -78,11 +101,11 @@ def get_client(dsn: str) -> Client:
         if scheme == "chdb":
             preload_chdb()
             os.makedirs(urlparse(dsn).path, exist_ok=True)
-            client = clickhouse_connect.get_client(dsn=dsn)
+            client = clickhouse_connect.get_client(dsn=_connect_dsn(dsn))
         else:
             # No server session: the client is shared by threads, and session ids would make
             # concurrent queries fail with "session is locked".
-            client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+            client = clickhouse_connect.get_client(dsn=_connect_dsn(dsn), autogenerate_session_id=False)
         _clients[dsn] = client
         return client
 
