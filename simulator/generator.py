@@ -76,10 +76,11 @@ class Simulation:
             yield item
 
     def _delay(self) -> int:
-        wire, cfg = self._wire, self.config
-        if cfg.jitter_ms and wire.random() < cfg.late_share:
-            return int(wire.random() * cfg.jitter_ms)
-        return 0
+        cfg = self.config
+        if not cfg.jitter_ms or not cfg.late_share:
+            return 0
+        random = self._wire.random
+        return int(random() * cfg.jitter_ms) if random() < cfg.late_share else 0
 
     def _wire_items(self, event: Event, seq: int) -> list[Outgoing]:
         spec = _SPEC_OF[type(event)]

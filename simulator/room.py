@@ -86,6 +86,11 @@ class Room:
         self._ids += 1
         return f"{self.prefix}-{kind}{self._ids}"
 
+    def _below(self, n: int) -> int:
+        """A uniform integer in [0, n): ``int(random() * n)``, about 3x cheaper than ``randrange``
+        (this is the generator's hottest call; the bias for n far below 2**53 is negligible)."""
+        return int(self.rng.random() * n)
+
     def _new_user(self, kind: str = "u") -> str:
         self._users += 1
         return f"{self.prefix}-{kind}{self._users}"
@@ -155,7 +160,7 @@ class Room:
         self._at(ts + self.cfg.heartbeat_s * 1000, "hb", (user, ts))
 
     def _remove_random(self) -> str:
-        i = self.rng.randrange(len(self.present))
+        i = self._below(len(self.present))
         user = self.present[i]
         last = self.present.pop()
         if last != user:
@@ -181,7 +186,7 @@ class Room:
         for _ in range(min(poisson(rng, len(self.present) / MEAN_STAY_S), len(self.present))):
             user = self._remove_random()
             left_now.append(user)
-            out.append(self._presence(user, "leave", t0 + rng.randrange(100)))
+            out.append(self._presence(user, "leave", t0 + self._below(100)))
 
         # Handling an entry may schedule another into this same second (a quick retry): loop.
         while entries := self._pending.pop(sec, None):
@@ -201,7 +206,7 @@ class Room:
 
         if last:
             while self.present:
-                out.append(self._presence(self._remove_random(), "leave", t0 + 950 + rng.randrange(50)))
+                out.append(self._presence(self._remove_random(), "leave", t0 + 950 + self._below(50)))
         else:
             self._arrivals(sec, t0, out)
         self._departed.extend(left_now)
@@ -214,12 +219,12 @@ class Room:
         lam = max(0.0, target - online) * 0.2 + online / MEAN_STAY_S
         for _ in range(poisson(rng, lam)):
             if self._departed and rng.random() < RETURN_SHARE:
-                i = rng.randrange(len(self._departed))
+                i = self._below(len(self._departed))
                 self._departed[i], self._departed[-1] = self._departed[-1], self._departed[i]
                 user = self._departed.pop()
             else:
                 user = self._new_user()
-            ts = t0 + 900 + rng.randrange(100)
+            ts = t0 + 900 + self._below(100)
             self._add(user, ts)
             out.append(self._presence(user, "join", ts))
 
@@ -232,14 +237,15 @@ class Room:
         cfg, rng = self.cfg, self.rng
         if not self.present:
             return
-        online = len(self.present)
+        present = self.present
+        online = len(present)
         since_sale = t0 - self.window.starts_at
         boost = 2.5 if 0 <= since_sale < 30_000 else 1.0
         frustration = self._frustration(t0)
         for _ in range(poisson(rng, online * cfg.comment_rate / 60 * boost)):
             out.append(Comment(
-                event_id=self._id("c"), room_id=self.room_id, user_id=rng.choice(self.present),
-                text=render(rng, pick_mood(rng, frustration)), ts=t0 + 100 + rng.randrange(800),
+                event_id=self._id("c"), room_id=self.room_id, user_id=present[self._below(online)],
+                text=render(rng, pick_mood(rng, frustration)), ts=t0 + 100 + self._below(800),
             ))
         storm = max((m for a, b, m in self._storms if a <= sec < b), default=1.0)
         taps = poisson(rng, online * cfg.like_rate / 60 * storm)
@@ -247,8 +253,8 @@ class Room:
             count = min(like_burst_size(rng), taps)
             taps -= count
             out.append(Like(
-                event_id=self._id("l"), room_id=self.room_id, user_id=rng.choice(self.present),
-                count=count, ts=t0 + 100 + rng.randrange(800),
+                event_id=self._id("l"), room_id=self.room_id, user_id=present[self._below(online)],
+                count=count, ts=t0 + 100 + self._below(800),
             ))
 
     # ---- buying -------------------------------------------------------------------------
@@ -258,7 +264,7 @@ class Room:
         for _ in range(4):
             if not self.present:
                 break
-            user = self.rng.choice(self.present)
+            user = self.present[self._below(len(self.present))]
             if user not in sku.buyer_ids:
                 return user
         return self._new_user("b")
