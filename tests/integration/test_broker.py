@@ -222,3 +222,22 @@ def test_ensure_kafka_jars_fetches_once_replaces_stale_jars_and_then_needs_no_ma
     assert not list(lib.glob(".staging-*"))
     monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
     assert ensure_kafka_jars(lib, POM) == lib  # up to date: Maven is not even looked for
+
+
+def test_console_producer_script_writes_keyed_messages(kafka_settings: Settings) -> None:
+    """The README feeds the system with broker/kafka-console-producer; it must work with our jars."""
+    from livecommerce.broker import BROKER_DIR, ensure_kafka_jars
+
+    ensure_kafka_jars()
+    topic = kafka_settings.topic("orders")
+    lines = "".join(f"sku-{i}|order-{i}\n" for i in range(5))
+    result = subprocess.run(
+        [str(BROKER_DIR / "kafka-console-producer"), "--bootstrap-server", kafka_settings.kafka_bootstrap,
+         "--topic", topic, "--reader-property", "parse.key=true", "--reader-property", "key.separator=|"],
+        input=lines, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    received = {(m.key(), m.value()) for m in consume_all(kafka_settings, "orders", expected=5)}
+
+    assert received == {(f"sku-{i}".encode(), f"order-{i}".encode()) for i in range(5)}
