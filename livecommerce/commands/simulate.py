@@ -92,7 +92,7 @@ def summary(config: ScenarioConfig, truth: Truth, report: SendReport, *, dry_run
     return {"scenario": asdict(config), "dry_run": dry_run, "send": report.to_dict(), "truth": truth.to_dict()}
 
 
-def _print_tables(truth: Truth, report: SendReport) -> None:
+def _print_tables(truth: Truth, report: SendReport, *, dry_run: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -116,6 +116,10 @@ def _print_tables(truth: Truth, report: SendReport) -> None:
     topics.add_row("[b]total", f"[b]{truth.messages:,}", f"{truth.valid:,}", f"{truth.invalid:,}")
     console.print(rooms)
     console.print(topics)
+    if dry_run:
+        console.print(f"dry run: generated {report.sent:,} messages in {report.elapsed_s:.2f} s "
+                      f"({report.messages_per_s:,.0f}/s), nothing sent")
+        return
     console.print(
         f"sent {report.sent:,}, delivered {report.delivered:,}, failed {report.failed:,} in "
         f"{report.elapsed_s:.2f} s ({report.messages_per_s:,.0f} messages/s, compression {report.compression})"
@@ -123,6 +127,7 @@ def _print_tables(truth: Truth, report: SendReport) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simulator.generator import simulate
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     progress = Progress(
         TextColumn("[bold]simulate"), BarColumn(), TextColumn("{task.percentage:>5.1f}% of event time"),
         TextColumn("{task.fields[sent]:>10,} sent"), TextColumn("{task.fields[rate]:>9,.0f}/s"),
-        TimeElapsedColumn(), transient=args.json,
+        TimeElapsedColumn(), transient=args.json, console=Console(stderr=True),
     )
     task = progress.add_task("send", total=config.duration_s * 1000, sent=0, rate=0.0)
 
@@ -175,7 +180,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             interrupted = report.interrupted
     truth = simulation.truth
     if not args.json:
-        _print_tables(truth, report)
+        _print_tables(truth, report, dry_run=args.dry_run)
     print(json.dumps(summary(config, truth, report, dry_run=args.dry_run), ensure_ascii=False), flush=True)
     if interrupted:
         return 130
