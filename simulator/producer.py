@@ -35,7 +35,9 @@ class ProducerError(RuntimeError):
 
 @dataclass
 class SendReport:
-    """What happened on the wire. ``failed`` counts messages not confirmed by the broker."""
+    """What happened on the wire. ``failed`` counts messages not confirmed by the broker (error
+    callbacks plus anything still queued when the final flush timed out); ``delivered`` is known
+    after that flush."""
 
     sent: int = 0
     delivered: int = 0
@@ -72,6 +74,9 @@ def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
         "message.timeout.ms": 60_000,
+        # Callbacks only for failures: a Python call per delivered message costs ~15 % of the
+        # send rate; after a complete flush, delivered = sent - failed.
+        "delivery.report.only.error": True,
         "client.id": "livecommerce-simulator",
         "log_level": 3,
     }
@@ -125,10 +130,8 @@ def send(
     report = SendReport(compression=compression)
     topic_names = {name: settings.topic(name) for name in TOPICS}
 
-    def delivered(err: KafkaError | None, _msg: Message) -> None:
-        if err is None:
-            report.delivered += 1
-        else:
+    def on_error(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
             report.failed += 1
             if len(report.errors) < 10:
                 report.errors.append(str(err))
@@ -145,7 +148,7 @@ def send(
             value = item.raw if item.event is None else encode(item.event)
             while True:
                 try:
-                    produce(topic_names[item.topic], value, item.key, on_delivery=delivered)
+                    produce(topic_names[item.topic], value, item.key, on_delivery=on_error)
                     break
                 except BufferError:  # local queue full: let librdkafka drain it
                     poll(0.05)
@@ -160,6 +163,7 @@ def send(
     finally:
         undelivered = producer.flush(flush_timeout_s)
         report.failed += undelivered
+        report.delivered = report.sent - report.failed
         if undelivered and len(report.errors) < 10:
             report.errors.append(f"{undelivered} messages still queued after {flush_timeout_s} s flush")
         report.elapsed_s = time.monotonic() - start

@@ -109,3 +109,28 @@ def test_simulate_command_reports_the_truth_of_what_it_sent(
         except ValidationError:
             continue
     assert per_room == Counter({room: r["comments"] for room, r in rooms.items() if r["comments"]})
+
+
+def test_undeliverable_messages_are_counted_as_failures(kafka_settings: Settings) -> None:
+    from confluent_kafka import Producer
+
+    from simulator.producer import producer_config
+
+    nowhere = kafka_settings.replace(topic_prefix="never-created.")  # topic auto-creation is off
+    producer = Producer({**producer_config(nowhere, "none"), "message.timeout.ms": 2000})
+    config = ScenarioConfig(seed=3, duration_s=10, peak_viewers=5, start_ts=int(time.time() * 1000) - 10_000)
+    sim = simulate(config)
+    report = send(sim, nowhere, Pacer(start_ms=config.start_ts), producer=producer, flush_timeout_s=30)
+    assert report.sent == sim.truth.messages > 0
+    assert report.failed == report.sent
+    assert report.delivered == 0
+    assert report.errors
+
+
+def test_simulate_command_refuses_when_topics_are_missing(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in kafka_settings.replace(topic_prefix="never-created.").as_env().items():
+        monkeypatch.setenv(name, value)
+    assert main(["simulate", "--json", "--speed", "0", "--duration", "10", "--viewers", "5"]) == 2
+    assert "topics missing" in capsys.readouterr().err
