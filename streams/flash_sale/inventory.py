@@ -94,6 +94,10 @@ class Inventory:
         event-time stamps."""
         self._expire(wall_now)
 
+    def has_due(self, wall_now: int) -> bool:
+        """Whether :meth:`tick` at ``wall_now`` may release a hold (cheap: a heap peek)."""
+        return bool(self._expiry) and self._expiry[0][0] < wall_now
+
     def take_outputs(self) -> tuple[Outputs, list[StockUpdate]]:
         """Answers since the last call, plus one StockUpdate per SKU whose stock or sale changed."""
         out, self.out = self.out, Outputs()
