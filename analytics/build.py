@@ -1,0 +1,128 @@
+"""Assemble a :class:`~analytics.model.Report` from the warehouse: run the queries, hand the rows to
+the pure core.  The thin shell between :mod:`warehouse.reports` and :mod:`analytics.core`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from analytics import core
+from analytics.model import AlertRow, Report, StreamReport, StreamSpan, TopComment
+from warehouse.reports import ReportQueries, Window
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+
+class NothingToReport(LookupError):
+    """The room has no activity in the requested stream or window."""
+
+
+@dataclass(frozen=True)
+class Options:
+    top_comments: int = 10
+    hot_words: int = 30
+    #: Distinct comment texts tokenised for hot words (the most frequent first).
+    hot_word_texts: int = 20_000
+    alerts: int = 200
+    gap_ms: int = core.DEFAULT_GAP_MS
+
+
+def list_streams(
+    client: Client, database: str | None, room: str, gap_ms: int = core.DEFAULT_GAP_MS
+) -> list[StreamSpan]:
+    """Every stream of ``room``, oldest first."""
+    return core.split_streams(room, ReportQueries(client, database).activity_minutes(room), gap_ms)
+
+
+def stream_report(
+    q: ReportQueries, window: Window, label: str, options: Options, tokenize: Callable[[str], Iterable[str]]
+) -> StreamReport | None:
+    """Everything about one window, or None when nothing happened in it."""
+    span = q.event_span(window)
+    if span is None:
+        return None
+    first, last = span
+    viewers, initial, watch = q.viewers(window, last)
+    online = core.online_series(q.presence_seconds(window), initial, first, last)
+    minutes = core.dense_minutes(
+        window.start_ms, window.end_ms, online, q.comment_minutes(window), q.like_minutes(window),
+        q.order_minutes(window), q.result_minutes(window), q.sentiment_minutes(window),
+    )
+    outcomes = q.sku_outcomes(window)
+    rejected = sum(n for _, status, _, n, _, _ in outcomes if status == "rejected")
+    figures = core.figures(
+        first_ms=first, last_ms=last, online=online, viewers=viewers, watch_ms=watch, minutes=minutes,
+        people=q.people(window), rejected=rejected,
+    )
+    skus = core.sku_figures(outcomes, q.sku_attempts(window), q.sku_configs(window), q.sold_out_at(window))
+    texts, distinct = q.comment_texts(window, options.hot_word_texts)
+    alerts, alerts_total = q.alerts(window, options.alerts)
+    return StreamReport(
+        room_id=window.room_id,
+        start_ms=window.start_ms,
+        end_ms=window.end_ms,
+        label=label,
+        figures=figures,
+        minutes=minutes,
+        online=online,
+        skus=skus,
+        spikes=core.negative_spikes(minutes),
+        top_positive=[TopComment(*r) for r in q.top_comments(window, "positive", options.top_comments)],
+        top_negative=[TopComment(*r) for r in q.top_comments(window, "negative", options.top_comments)],
+        hot_words=core.hot_words(texts, tokenize, options.hot_words),
+        hot_words_exact=distinct <= options.hot_word_texts,
+        alerts=[AlertRow(*r) for r in alerts],
+        alerts_total=alerts_total,
+        alert_kinds=q.alert_kinds(window),
+    )
+
+
+def build_report(
+    client: Client,
+    database: str | None,
+    room: str,
+    *,
+    stream_id: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    options: Options | None = None,
+    tokenize: Callable[[str], Iterable[str]] | None = None,
+) -> Report:
+    """The report of one stream (``stream_id``; default the latest) or of ``[start_ms, end_ms)``,
+    with the room's previous stream side by side."""
+    options = options or Options()
+    if tokenize is None:
+        from analytics.hotwords import tokenize as jieba_tokenize
+
+        tokenize = jieba_tokenize
+    q = ReportQueries(client, database)
+    spans = core.split_streams(room, q.activity_minutes(room), options.gap_ms)
+    if start_ms is not None or end_ms is not None:
+        if start_ms is None or end_ms is None:
+            raise ValueError("a time range needs both --from and --to")
+        window = Window(room, start_ms, end_ms)
+        label = "window"
+    else:
+        if not spans:
+            raise NothingToReport(f"room {room!r} has no recorded activity")
+        span = core.find_stream(spans, stream_id) if stream_id else spans[-1]
+        window = Window(room, span.start_ms, span.end_ms)
+        label = f"stream {span.stream_id}"
+    current = stream_report(q, window, label, options, tokenize)
+    if current is None:
+        raise NothingToReport(f"room {room!r} has no activity in the requested window")
+    prev_span = core.previous_stream(spans, window.start_ms)
+    previous = None
+    if prev_span is not None:
+        previous = stream_report(
+            q, Window(room, prev_span.start_ms, prev_span.end_ms), f"stream {prev_span.stream_id}", options, tokenize
+        )
+    return Report(
+        current=current,
+        previous=previous,
+        comparison=core.compare(current.figures, previous.figures if previous else None),
+        generated_ms=time.time_ns() // 1_000_000,
+    )

@@ -1,0 +1,79 @@
+"""The report's tables as CSV files (UTF-8 with BOM, so spreadsheet programs read Chinese right).
+
+Values are raw: money in cents, times in epoch ms and ISO, durations in ms.  Free text (comments,
+titles, alert messages) that starts with ``= + - @`` or a tab/CR gets a leading apostrophe, the
+usual guard against formula injection when an operator opens the file in a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from analytics.model import Figures, Report, iso
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell_text(text: str) -> str:
+    """Free text made harmless for spreadsheets (see module docstring)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _write(path: Path, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(headers)
+        writer.writerows(rows)
+
+
+def export_csv(report: Report, directory: str | Path) -> list[Path]:
+    """Write every table into ``directory`` (created if missing); returns the files written."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    cur, prev = report.current, report.previous
+    files: list[tuple[str, list[str], list[Sequence[object]]]] = []
+
+    previous = prev.figures if prev else None
+    files.append(("summary.csv", ["figure", "current", "previous"], [
+        [name, getattr(cur.figures, name), "" if previous is None else getattr(previous, name)]
+        for name in Figures.names()
+    ]))
+    minute_fields = list(asdict(cur.minutes[0])) if cur.minutes else ["minute_ms"]
+    files.append(("minutes.csv", ["minute_utc", *minute_fields], [
+        [iso(m.minute_ms), *asdict(m).values()] for m in cur.minutes
+    ]))
+    files.append(("online.csv", ["second_ms", "online"], [list(p) for p in cur.online]))
+    sku_fields = ["sku_id", "title", "price_cents", "stock", "starts_at_ms", "ends_at_ms", "attempts", "accepted",
+                  "rejected", "paid", "cancelled", "expired", "units_accepted", "units_paid", "gmv_paid_cents",
+                  "accept_rate", "sold_out_at_ms", "sell_out_ms"]
+    files.append(("skus.csv", sku_fields, [
+        [cell_text(v) if isinstance(v, str) else ("" if v is None else v) for v in (getattr(s, f) for f in sku_fields)]
+        for s in cur.skus
+    ]))
+    files.append(("rejections.csv", ["sku_id", "reason", "orders"], [
+        [s.sku_id, reason, n] for s in cur.skus for reason, n in s.rejections.items()
+    ]))
+    files.append(("sentiment_spikes.csv", ["minute_ms", "minute_utc", "negative", "scored", "share"], [
+        [s.minute_ms, iso(s.minute_ms), s.negative, s.scored, s.share] for s in cur.spikes
+    ]))
+    files.append(("top_comments.csv", ["kind", "ts_ms", "time_utc", "viewer", "text", "score"], [
+        [kind, c.ts_ms, iso(c.ts_ms), c.user, cell_text(c.text), c.score]
+        for kind, rows in (("positive", cur.top_positive), ("negative", cur.top_negative)) for c in rows
+    ]))
+    files.append(("hot_words.csv", ["word", "count"], [[cell_text(w), n] for w, n in cur.hot_words]))
+    files.append(("alerts.csv", ["ts_ms", "time_utc", "kind", "level", "message", "value", "threshold"], [
+        [a.ts_ms, iso(a.ts_ms), a.kind, a.level, cell_text(a.message), a.value, a.threshold] for a in cur.alerts
+    ]))
+    files.append(("comparison.csv", ["figure", "current", "previous", "change"], [
+        [c.name, c.current, "" if c.previous is None else c.previous, "" if c.change is None else c.change]
+        for c in report.comparison
+    ]))
+    paths = []
+    for name, headers, rows in files:
+        path = out / name
+        _write(path, headers, rows)
+        paths.append(path)
+    return paths

@@ -1,0 +1,133 @@
+"""``livecommerce report --room R [--stream S | --from T --to T] --out report.html [--csv DIR]``.
+
+The post-stream review of one room from ClickHouse: a self-contained HTML report (charts included,
+no network needed to view it) and, with ``--csv``, its tables.  ``--list`` shows the room's streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fcntl
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from livecommerce.settings import Settings
+
+HELP = "Post-stream report of a room: HTML with charts (--out) and CSV tables (--csv) from ClickHouse."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--room", required=True, help="room id")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stream", help="stream id as --list shows it (default: the room's latest stream)")
+    which.add_argument("--from", dest="start", type=parse_time,
+                       help="window start: ISO 8601 (UTC if no zone) or epoch ms")
+    parser.add_argument("--to", dest="end", type=parse_time, help="window end (exclusive), with --from")
+    parser.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    parser.add_argument("--csv", dest="csv_dir", help="also write the tables as CSV files into this directory")
+    parser.add_argument("--list", action="store_true", help="list the room's streams and exit")
+    parser.add_argument("--gap-minutes", type=int, default=30,
+                        help="quiet minutes that separate two streams of a room (default 30)")
+    parser.add_argument("--database", help="ClickHouse database (default: the DSN's)")
+
+
+def parse_time(text: str) -> int:
+    """Epoch milliseconds of ``text``: digits are epoch ms; anything else is ISO 8601 (naive = UTC)."""
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time or epoch ms: {text!r}") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
+def embedded_store_busy(dsn: str) -> bool:
+    """Whether another process holds the embedded store of ``dsn`` (the engine flocks ``<dir>/status``)."""
+    if urlparse(dsn).scheme != "chdb":
+        return False
+    status = Path(urlparse(dsn).path) / "status"
+    if not status.exists():
+        return False
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+BUSY_MESSAGE = (
+    "error: the embedded ClickHouse store at {path} is open in another process (the sink worker?).\n"
+    "An embedded store opens in one process at a time: stop the sink (`livecommerce down` or Ctrl-C the "
+    "worker) and run the report again, or point LC_CLICKHOUSE_DSN at a ClickHouse server (http(s)://...)."
+)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    dsn = settings.effective_clickhouse_dsn
+    if (args.start is None) != (args.end is None):
+        print("error: --from and --to go together", file=sys.stderr)
+        return 2
+    if args.start is not None and args.end <= args.start:
+        print("error: --to must be after --from", file=sys.stderr)
+        return 2
+    if embedded_store_busy(dsn):
+        print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+        return 3
+    if urlparse(dsn).scheme == "chdb" and not Path(urlparse(dsn).path).exists():
+        print(f"error: no embedded ClickHouse store at {urlparse(dsn).path} (nothing recorded yet?)", file=sys.stderr)
+        return 1
+
+    from analytics.build import NothingToReport, Options, build_report, list_streams
+    from analytics.export import export_csv
+    from analytics.html import render_html
+    from analytics.model import iso
+    from warehouse.client import DsnError, get_client
+
+    try:
+        client = get_client(dsn)
+    except DsnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if "lock" in str(exc).lower() or "Unable to open the chdb engine" in str(exc):
+            print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+            return 3
+        raise
+    options = Options(gap_ms=args.gap_minutes * 60_000)
+    if args.list:
+        spans = list_streams(client, args.database, args.room, options.gap_ms)
+        if not spans:
+            print(f"room {args.room!r} has no recorded activity")
+        for s in spans:
+            print(f"{s.stream_id}  {iso(s.start_ms)} → {iso(s.end_ms)}  {s.events:,} events")
+        return 0
+    try:
+        report = build_report(client, args.database, args.room, stream_id=args.stream, start_ms=args.start,
+                              end_ms=args.end, options=options)
+    except (NothingToReport, LookupError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(report), encoding="utf-8")
+    f = report.current.figures
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {report.current.label}, {f.unique_viewers:,} viewers, "
+          f"GMV paid ¥{f.gmv_paid_cents / 100:,.2f}")
+    if args.csv_dir:
+        paths = export_csv(report, args.csv_dir)
+        print(f"wrote {len(paths)} CSV files into {args.csv_dir}")
+    return 0

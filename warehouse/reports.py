@@ -1,0 +1,299 @@
+"""The post-stream report's queries: one room, one time window, plain rows out.
+
+Every query is parameterised (``{room:String}``, ``{t0:Int64}`` ...): the room id and the window
+come from the command line and never enter the SQL text.  Only the database name is put into the
+text, after :func:`warehouse.migrate.render` validated it as an identifier.
+
+Why these shapes:
+
+* raw tables are read ``FINAL`` so that a replayed batch (at-least-once delivery into
+  ReplacingMergeTree) counts once even before background merges ran; the sorting keys start with
+  ``room_id`` and time, so the room and window filters prune by primary key;
+* each raw table is scanned once, grouped by minute (or SKU, or user); totals are sums of those
+  groups in :mod:`analytics.core`, so a total and its per-minute table can never disagree;
+* order results belong to the window of their *attempt* (``attempt_ts``, also their partition
+  key): an order attempted in the stream and expired two minutes after it still counts for it;
+* times go out as epoch milliseconds (``toUnixTimestamp64Milli``) so that no timezone conversion
+  happens on the way to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from warehouse.migrate import render
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+#: Time filter on a raw table's event time, [t0, t1) in epoch ms.
+_IN_WINDOW = "room_id = {room:String} AND {col} >= fromUnixTimestamp64Milli({t0:Int64}) " \
+             "AND {col} < fromUnixTimestamp64Milli({t1:Int64})"
+#: Tables whose activity marks a stream as live (what stream detection looks at).
+ACTIVITY_TABLES = ("presence", "comments", "likes", "orders")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One room over ``[start_ms, end_ms)``."""
+
+    room_id: str
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if self.end_ms <= self.start_ms:
+            raise ValueError("window end must be after its start")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"room": self.room_id, "t0": self.start_ms, "t1": self.end_ms}
+
+
+class ReportQueries:
+    """The report's queries against one database (``database`` defaults to the client's)."""
+
+    def __init__(self, client: Client, database: str | None = None) -> None:
+        name = database or client.database
+        if not name:
+            raise ValueError("no database given and the client has no default database")
+        self.client = client
+        self.db = render("{db}", str(name))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _where(self, col: str = "ts") -> str:
+        return _IN_WINDOW.replace("{col}", col)
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
+        return list(self.client.query(sql, parameters=params).result_rows)
+
+    # ------------------------------------------------------------------ streams
+
+    def activity_minutes(
+        self, room: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[tuple[int, int]]:
+        """(minute start ms, events) of every minute with viewer activity in ``room``, ascending.
+
+        No FINAL: a duplicate changes a count, not whether a minute was active.
+        """
+        bounds = ""
+        if start_ms is not None:
+            bounds += " AND ts >= fromUnixTimestamp64Milli({t0:Int64})"
+        if end_ms is not None:
+            bounds += " AND ts < fromUnixTimestamp64Milli({t1:Int64})"
+        parts = [
+            f"SELECT toStartOfMinute(ts) AS m, count() AS n FROM {self.db}.{table} "
+            f"WHERE room_id = {{room:String}}{bounds} GROUP BY m"
+            for table in ACTIVITY_TABLES
+        ]
+        sql = (
+            f"SELECT toUnixTimestamp(m) * 1000 AS minute, sum(n) FROM ({' UNION ALL '.join(parts)}) "
+            "GROUP BY minute ORDER BY minute"
+        )
+        rows = self._rows(sql, {"room": room, "t0": start_ms or 0, "t1": end_ms or 0})
+        return [(int(m), int(n)) for m, n in rows]
+
+    def event_span(self, w: Window) -> tuple[int, int] | None:
+        """(first, last) event time in ms of viewer activity in the window, or None if there is none."""
+        parts = [
+            f"SELECT min(ts) AS a, max(ts) AS b FROM {self.db}.{table} WHERE {self._where()}"
+            for table in (*ACTIVITY_TABLES, "payments")
+        ]
+        sql = (
+            "SELECT toUnixTimestamp64Milli(min(a)), toUnixTimestamp64Milli(max(b)), countIf(b > toDateTime64(0, 3)) "
+            f"FROM ({' UNION ALL '.join(parts)}) WHERE b > toDateTime64(0, 3)"
+        )
+        first, last, tables = self._rows(sql, w.params)[0]
+        return None if not tables else (int(first), int(last))
+
+    # ------------------------------------------------------------------ audience
+
+    def presence_seconds(self, w: Window) -> list[tuple[int, int, int]]:
+        """(second start ms, joins, leaves) of every second with a join or leave, ascending."""
+        sql = (
+            "SELECT intDiv(toUnixTimestamp64Milli(ts), 1000) * 1000 AS sec, "
+            "countIf(action = 'join'), countIf(action = 'leave') "
+            f"FROM {self.db}.presence FINAL WHERE {self._where()} AND action != 'heartbeat' "
+            "GROUP BY sec ORDER BY sec"
+        )
+        return [(int(s), int(j), int(lv)) for s, j, lv in self._rows(sql, w.params)]
+
+    def viewers(self, w: Window, span_end_ms: int) -> tuple[int, int, int]:
+        """(unique viewers, viewers already present at the window start, total watch time in ms).
+
+        Watch time per viewer: sum of leave times minus sum of join times, plus the window start for
+        a viewer whose first event is not a join (watching before the window), plus ``span_end_ms``
+        for one whose last event is not a leave (still watching at the end).
+        """
+        sql = (
+            "SELECT count(), sum(open_start), sum(watch) FROM ("
+            " SELECT user_id,"
+            "  argMin(action, (ts, action = 'leave')) != 'join' AS open_start,"
+            "  argMax(action, (ts, action = 'join')) != 'leave' AS open_end,"
+            "  toInt64(sumIf(toUnixTimestamp64Milli(ts), action = 'leave'))"
+            "   - toInt64(sumIf(toUnixTimestamp64Milli(ts), action = 'join'))"
+            "   - open_start * {t0:Int64} + open_end * {end:Int64} AS watch"
+            f" FROM {self.db}.presence FINAL WHERE {self._where()} GROUP BY user_id)"
+        )
+        n, open_start, watch = self._rows(sql, {**w.params, "end": span_end_ms})[0]
+        return int(n), int(open_start or 0), int(watch or 0)
+
+    # ------------------------------------------------------------------ per-minute facts
+
+    def comment_minutes(self, w: Window) -> list[tuple[int, int]]:
+        sql = (
+            "SELECT toUnixTimestamp(toStartOfMinute(ts)) * 1000 AS m, count() "
+            f"FROM {self.db}.comments FINAL WHERE {self._where()} GROUP BY m ORDER BY m"
+        )
+        return [(int(m), int(n)) for m, n in self._rows(sql, w.params)]
+
+    def like_minutes(self, w: Window) -> list[tuple[int, int]]:
+        sql = (
+            "SELECT toUnixTimestamp(toStartOfMinute(ts)) * 1000 AS m, sum(count) "
+            f"FROM {self.db}.likes FINAL WHERE {self._where()} GROUP BY m ORDER BY m"
+        )
+        return [(int(m), int(n)) for m, n in self._rows(sql, w.params)]
+
+    def order_minutes(self, w: Window) -> list[tuple[int, int]]:
+        """Distinct order ids (attempts) by the minute of their first attempt."""
+        sql = (
+            "SELECT toUnixTimestamp(toStartOfMinute(ts)) * 1000 AS m, count() "
+            f"FROM {self.db}.orders FINAL WHERE {self._where()} GROUP BY m ORDER BY m"
+        )
+        return [(int(m), int(n)) for m, n in self._rows(sql, w.params)]
+
+    def result_minutes(self, w: Window) -> list[tuple[int, int, int, int, int, int, int, int]]:
+        """Per minute of the result's time: accepted, units, GMV reserved, paid, GMV paid, cancelled,
+        expired (orders attempted in the window)."""
+        sql = (
+            "SELECT toUnixTimestamp(toStartOfMinute(ts)) * 1000 AS m, "
+            "countIf(status = 'accepted'), sumIf(quantity, status = 'accepted'), "
+            "sumIf(quantity * price_cents, status = 'accepted'), countIf(status = 'paid'), "
+            "sumIf(quantity * price_cents, status = 'paid'), countIf(status = 'cancelled'), "
+            "countIf(status = 'expired') "
+            f"FROM {self.db}.order_results FINAL WHERE {self._where('attempt_ts')} GROUP BY m ORDER BY m"
+        )
+        return [tuple(int(x) for x in row) for row in self._rows(sql, w.params)]  # type: ignore[misc]
+
+    def sentiment_minutes(self, w: Window) -> list[tuple[int, int, int, int, float]]:
+        """Per minute: scored comments, positive, negative, sum of scores."""
+        sql = (
+            "SELECT toUnixTimestamp(toStartOfMinute(ts)) * 1000 AS m, count(), countIf(label = 'positive'), "
+            "countIf(label = 'negative'), sum(score) "
+            f"FROM {self.db}.scored_comments FINAL WHERE {self._where()} GROUP BY m ORDER BY m"
+        )
+        return [(int(m), int(n), int(p), int(ng), float(s)) for m, n, p, ng, s in self._rows(sql, w.params)]
+
+    # ------------------------------------------------------------------ people
+
+    def people(self, w: Window) -> dict[str, int]:
+        """Distinct commenters, order attempters, buyers (accepted), paying buyers, multi-order buyers
+        (two or more accepted orders) and returning buyers (accepted before the window too)."""
+        commenters = self._rows(
+            f"SELECT uniqExact(user_id) FROM {self.db}.comments WHERE {self._where()}", w.params
+        )[0][0]
+        attempters = self._rows(
+            f"SELECT uniqExact(user_id) FROM {self.db}.orders WHERE {self._where()}", w.params
+        )[0][0]
+        sql = (
+            "SELECT countIf(accepted > 0), countIf(paid > 0), countIf(accepted > 1), "
+            "countIf(accepted > 0 AND user_id IN ("
+            f"  SELECT user_id FROM {self.db}.order_results WHERE room_id = {{room:String}}"
+            "   AND attempt_ts < fromUnixTimestamp64Milli({t0:Int64}) AND status = 'accepted')) "
+            "FROM (SELECT user_id, countIf(status = 'accepted') AS accepted, countIf(status = 'paid') AS paid "
+            f"      FROM {self.db}.order_results FINAL WHERE {self._where('attempt_ts')} GROUP BY user_id)"
+        )
+        buyers, payers, multi, returning = self._rows(sql, w.params)[0]
+        return {
+            "commenters": int(commenters),
+            "attempters": int(attempters),
+            "buyers": int(buyers),
+            "paying_buyers": int(payers),
+            "multi_order_buyers": int(multi),
+            "returning_buyers": int(returning),
+        }
+
+    # ------------------------------------------------------------------ SKUs
+
+    def sku_outcomes(self, w: Window) -> list[tuple[str, str, str, int, int, int]]:
+        """(sku, status, reason or '', orders, units, cents) of orders attempted in the window."""
+        sql = (
+            "SELECT sku_id, status, ifNull(reason, ''), count(), sum(quantity), sum(quantity * price_cents) "
+            f"FROM {self.db}.order_results FINAL WHERE {self._where('attempt_ts')} "
+            "GROUP BY sku_id, status, reason ORDER BY sku_id, status, reason"
+        )
+        return [(str(s), str(st), str(r), int(n), int(u), int(c)) for s, st, r, n, u, c in self._rows(sql, w.params)]
+
+    def sku_attempts(self, w: Window) -> list[tuple[str, int]]:
+        sql = (
+            f"SELECT sku_id, count() FROM {self.db}.orders FINAL WHERE {self._where()} "
+            "GROUP BY sku_id ORDER BY sku_id"
+        )
+        return [(str(s), int(n)) for s, n in self._rows(sql, w.params)]
+
+    def sku_configs(self, w: Window) -> list[tuple[str, str, int, int, int, int, str]]:
+        """(sku, action, stock, price, starts_at ms, ends_at ms, title) of sale configs in the window, by time."""
+        sql = (
+            "SELECT sku_id, action, ifNull(stock, 0), ifNull(price_cents, 0), "
+            "ifNull(toUnixTimestamp64Milli(starts_at), 0), ifNull(toUnixTimestamp64Milli(ends_at), 0), "
+            f"ifNull(title, '') FROM {self.db}.sale_config FINAL WHERE {self._where()} ORDER BY ts, event_id"
+        )
+        return [
+            (str(s), str(a), int(st), int(p), int(b), int(e), str(t))
+            for s, a, st, p, b, e, t in self._rows(sql, w.params)
+        ]
+
+    def sold_out_at(self, w: Window) -> dict[str, int]:
+        """SKU -> first time (ms) its stock update showed nothing available, for SKUs that sold out."""
+        sql = (
+            "SELECT sku_id, toUnixTimestamp64Milli(min(ts)) "
+            f"FROM {self.db}.stock_updates WHERE {self._where()} AND available = 0 AND total > 0 GROUP BY sku_id"
+        )
+        return {str(s): int(t) for s, t in self._rows(sql, w.params)}
+
+    # ------------------------------------------------------------------ comments
+
+    def top_comments(self, w: Window, label: str, limit: int) -> list[tuple[int, str, str, float]]:
+        """(ts ms, pseudonymous user, text, score) of the strongest ``label`` comments."""
+        order = "score DESC" if label == "positive" else "score ASC"
+        sql = (
+            "SELECT toUnixTimestamp64Milli(ts), user_id, text, score "
+            f"FROM {self.db}.scored_comments FINAL WHERE {self._where()} AND label = {{label:String}} "
+            f"ORDER BY {order}, confidence DESC, ts, event_id LIMIT {{limit:UInt32}}"
+        )
+        rows = self._rows(sql, {**w.params, "label": label, "limit": limit})
+        return [(int(t), str(u), str(x), float(s)) for t, u, x, s in rows]
+
+    def comment_texts(self, w: Window, limit: int) -> tuple[list[tuple[str, int]], int]:
+        """The ``limit`` most frequent distinct comment texts with their counts, and the number of
+        distinct texts (hot words are exact when that is at most ``limit``)."""
+        sql = (
+            "SELECT text, count() AS n, count() OVER () "
+            f"FROM {self.db}.comments FINAL WHERE {self._where()} GROUP BY text "
+            "ORDER BY n DESC, text LIMIT {limit:UInt32}"
+        )
+        rows = self._rows(sql, {**w.params, "limit": limit})
+        distinct = int(rows[0][2]) if rows else 0
+        return [(str(t), int(n)) for t, n, _ in rows], distinct
+
+    # ------------------------------------------------------------------ risk
+
+    def alerts(self, w: Window, limit: int) -> tuple[list[tuple[int, str, str, str, float, float]], int]:
+        """The first ``limit`` alerts (ts ms, kind, level, message, value, threshold) and the total."""
+        sql = (
+            "SELECT toUnixTimestamp64Milli(ts), kind, level, message, value, threshold, count() OVER () "
+            f"FROM {self.db}.alerts FINAL WHERE {self._where()} ORDER BY ts, alert_id LIMIT {{limit:UInt32}}"
+        )
+        rows = self._rows(sql, {**w.params, "limit": limit})
+        total = int(rows[0][6]) if rows else 0
+        return [(int(t), str(k), str(lv), str(m), float(v), float(th)) for t, k, lv, m, v, th, _ in rows], total
+
+    def alert_kinds(self, w: Window) -> list[tuple[str, str, int]]:
+        sql = (
+            f"SELECT kind, level, count() FROM {self.db}.alerts FINAL WHERE {self._where()} "
+            "GROUP BY kind, level ORDER BY count() DESC, kind"
+        )
+        return [(str(k), str(lv), int(n)) for k, lv, n in self._rows(sql, w.params)]
