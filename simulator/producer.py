@@ -74,8 +74,8 @@ def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
         "message.timeout.ms": 60_000,
-        # Callbacks only for failures: a Python call per delivered message costs ~15 % of the
-        # send rate; after a complete flush, delivered = sent - failed.
+        # Callbacks only for failures: a Python call per delivered message cost ~11 % more CPU
+        # per message (measured); after a complete flush, delivered = sent - failed.
         "delivery.report.only.error": True,
         "client.id": "livecommerce-simulator",
         "log_level": 3,
