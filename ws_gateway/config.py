@@ -40,6 +40,9 @@ class GatewayConfig:
     """Above this many unsent bytes a client is dropped (close 4008)."""
     max_behind_s: float = 10.0
     """A client behind for longer than this is dropped (close 4008) even below ``buffer_limit``."""
+    socket_send_buffer: int = 0
+    """SO_SNDBUF of each client socket in bytes (0: the kernel's autotuning). Bounds kernel memory per
+    client and makes a stalled client show up in the gateway's own buffer sooner."""
     lookback_s: float = 120.0
     """On start, read output topics from this far back so the first snapshot is not empty."""
     instance_id: str = ""

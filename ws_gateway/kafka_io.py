@@ -57,6 +57,8 @@ class OutputReader:
         self.loop = loop
         self.on_batch = on_batch
         self.assigned = threading.Event()
+        self.caught_up = asyncio.Event()
+        """Set on the loop once the records that existed at start (within the lookback) are applied."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-kafka-reader", daemon=True)
         self.error: str | None = None
@@ -81,6 +83,7 @@ class OutputReader:
             "log_level": 3,
         })
         names = {self.settings.topic(name): name for name in OUTPUT_TOPICS}
+        behind: dict[tuple[str, int], int] = {}
         try:
             while not self._stop.is_set():
                 try:
@@ -95,6 +98,10 @@ class OutputReader:
                         if tp.offset < 0:
                             tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
                     consumer.assign(start)
+                    for tp in start:  # caught up once every partition reached its end as of now
+                        end = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                        if tp.offset < end:
+                            behind[(tp.topic, tp.partition)] = end
                     break
                 except Exception as exc:  # the broker may still be starting: retry, and say so on /healthz
                     self.error = str(exc)
@@ -102,10 +109,10 @@ class OutputReader:
                     self._stop.wait(1.0)
             self.error = None
             self.assigned.set()
+            if not behind:
+                self.loop.call_soon_threadsafe(self.caught_up.set)
             while not self._stop.is_set():
                 messages = consumer.consume(num_messages=1000, timeout=0.1)
-                if not messages:
-                    continue
                 batch: Batch = []
                 invalid = 0
                 for msg in messages:
@@ -120,6 +127,12 @@ class OutputReader:
                         invalid += 1  # the producing worker owns dead-lettering of its own output
                 if batch or invalid:
                     self.loop.call_soon_threadsafe(self.on_batch, batch, invalid)
+                if behind:  # position, not message offsets: transaction markers occupy offsets too
+                    for tp in consumer.position([TopicPartition(t, p) for t, p in behind]):
+                        if tp.offset >= behind[(tp.topic, tp.partition)]:
+                            del behind[(tp.topic, tp.partition)]
+                    if not behind:  # scheduled after the batch, so healthz turns ok once it is applied
+                        self.loop.call_soon_threadsafe(self.caught_up.set)
         except RuntimeError:  # the loop closed under us during shutdown
             pass
         finally:

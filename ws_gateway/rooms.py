@@ -152,9 +152,9 @@ class RoomState:
         if stock:
             host["stock"] = stock
         if self._new_alerts:
-            host["alerts"] = self._new_alerts
-        if self._new_comments:
-            host["comments"] = self._new_comments
+            host["alerts"] = self._new_alerts[-(self.alerts.maxlen or 1):]
+        if self._new_comments:  # a burst of comments: only as many as the dashboard keeps
+            host["comments"] = self._new_comments[-(self.comments.maxlen or 1):]
         if host:
             out["host"] = self.channels["host"].publish(host)
         if stock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import time
 import uuid
 from importlib import resources
@@ -143,7 +144,7 @@ class Gateway:
         if path in ("/", "/dashboard"):
             return self._respond(connection, 200, self.html, "text/html; charset=utf-8")
         if path == "/healthz":
-            ready = self.reader is not None and self.reader.assigned.is_set()
+            ready = self.reader is not None and self.reader.caught_up.is_set()
             body = msgspec.json.encode({
                 "status": "ok" if ready else "starting", "epoch": self.epoch, "connections": len(self.lags),
                 "rooms": len(self.rooms), "kafka_error": self.reader.error if self.reader else None,
@@ -172,6 +173,10 @@ class Gateway:
             m.AUTH_FAILURES.labels(exc.code.name.lower()).inc()
             await ws.close(exc.code, exc.reason)
             return
+        if self.config.socket_send_buffer > 0:
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_send_buffer)
         bucket = TokenBucket(self.config.action_rate_per_s, self.config.action_burst)
         self.lags[ws] = ClientLag()
         if claims.role == "viewer" and claims.room is not None:

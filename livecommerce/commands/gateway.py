@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--buffer-high-water", type=int, default=64 * 1024, help="bytes: client is behind")
     parser.add_argument("--buffer-limit", type=int, default=1024 * 1024, help="bytes: client is dropped")
     parser.add_argument("--max-behind", type=float, default=10.0, help="seconds behind before a client is dropped")
+    parser.add_argument("--sndbuf", type=int, default=0, help="SO_SNDBUF per client socket (0: kernel default)")
     parser.add_argument("--lookback", type=float, default=120.0, help="seconds of output topics read at start")
     parser.add_argument("--port-file", default=None, help="write the bound port here once listening")
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         buffer_high_water=args.buffer_high_water,
         buffer_limit=args.buffer_limit,
         max_behind_s=args.max_behind,
+        socket_send_buffer=args.sndbuf,
         lookback_s=args.lookback,
         instance_id=args.instance_id,
     )
