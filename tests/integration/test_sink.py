@@ -61,6 +61,25 @@ def produce(settings: Settings, events: list[Event], invalid_per_topic: int = 0)
     assert producer.flush(60) == 0
 
 
+#: Runs the real ``livecommerce worker sink``, but SIGKILLs itself right after the Nth batch was
+#: inserted and before its offsets are committed: the worst moment, made certain instead of lucky.
+_KILL_AFTER_INSERT = """
+import os, signal, sys
+from streams.sink.sink import ClickHouseSink
+from livecommerce.cli import main
+kill_after, calls = int(sys.argv[1]), [0]
+original = ClickHouseSink.write_tables
+def write_tables(self, tables):
+    rows = original(self, tables)
+    calls[0] += 1
+    if calls[0] >= kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return rows
+ClickHouseSink.write_tables = write_tables
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 class SinkProcess:
     """``livecommerce worker sink`` in a subprocess, logging to a file."""
 
@@ -69,15 +88,28 @@ class SinkProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, kill_after_insert: int | None = None) -> None:
+        """Start the worker; with ``kill_after_insert=n`` it SIGKILLs itself between the n-th insert and
+        its offset commit."""
+        args = ["worker", "sink", "--web-port", str(free_ports(1)[0])]
+        if kill_after_insert is None:
+            command = [sys.executable, "-m", "livecommerce.cli", *args]
+        else:
+            command = [sys.executable, "-c", _KILL_AFTER_INSERT, str(kill_after_insert), *args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "livecommerce.cli", "worker", "sink", "--web-port", str(free_ports(1)[0])],
+                command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
             )
+
+    def wait(self) -> int:
+        assert self.proc is not None
+        code = self.proc.wait(180)
+        self.proc = None
+        return code
 
     def signal(self, sig: int) -> int:
         assert self.proc is not None
@@ -132,9 +164,15 @@ def test_sigkill_mid_stream_and_restart_leave_exactly_the_produced_rows(
     tail = [e for items in events.values() for e in items[3000:]]
     produce(kafka_settings, first, invalid_per_topic=20)
 
+    # 1. killed after its 2nd batch was inserted and before that batch's offsets were committed:
+    #    the restart re-inserts the batch (duplicates in raw tables, counted twice by the views)
+    sink_process.start(kill_after_insert=2)
+    assert sink_process.wait() == -signal.SIGKILL
+    assert sink_process.log().count('"sink_flushed"') == 1
+    # 2. killed at whatever point it has reached after its next committed batch, mid-stream
     sink_process.start()
-    sink_process.wait_for_log('"sink_flushed"')
-    assert sink_process.signal(signal.SIGKILL) == -signal.SIGKILL  # mid-stream: 36,000+ messages, batches of <= 20,000
+    sink_process.wait_for_log('"sink_flushed"', count=2)
+    assert sink_process.signal(signal.SIGKILL) == -signal.SIGKILL
 
     produce(kafka_settings, tail + first[:500])  # more while it is down, plus a producer-side duplicate
     sink_process.start()
