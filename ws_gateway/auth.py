@@ -24,6 +24,7 @@ from enum import IntEnum
 from typing import Literal
 
 import jwt
+from jwt.types import Options
 
 Role = Literal["host", "viewer", "ops"]
 ROLES: tuple[Role, ...] = ("host", "viewer", "ops")
@@ -32,6 +33,9 @@ ROLES: tuple[Role, ...] = ("host", "viewer", "ops")
 HOST_STREAMS = frozenset({"counters", "stock", "alerts", "comments"})
 VIEWER_STREAMS = frozenset({"stock"})
 ALGORITHM = "HS256"
+_DECODE_OPTIONS: Options = {
+    "verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["sub", "role", "exp"],
+}
 
 
 class CloseCode(IntEnum):
@@ -82,14 +86,13 @@ def mint_token(secret: str, *, sub: str, role: Role, room: str | None, now_s: in
 def verify_token(secret: str, token: str | None, *, now_s: int) -> Claims:
     """The claims of a valid token, or :class:`AuthError` with the close code that says why not.
 
-    ``now_s`` is passed in (PyJWT's own clock is switched off) so expiry is decided by the caller's clock.
+    ``now_s`` is passed in (PyJWT's own clock checks are switched off) so that exp and nbf are
+    decided by the caller's clock, which keeps this function pure.
     """
     if not token:
         raise AuthError(CloseCode.TOKEN_MISSING, "token missing")
     try:
-        payload = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"verify_exp": False, "require": ["sub", "role", "exp"]}
-        )
+        payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options=_DECODE_OPTIONS)
     except jwt.InvalidSignatureError:
         raise AuthError(CloseCode.TOKEN_INVALID, "token signature invalid") from None
     except jwt.InvalidTokenError as exc:
@@ -107,6 +110,9 @@ def verify_token(secret: str, token: str | None, *, now_s: int) -> Claims:
         raise AuthError(CloseCode.TOKEN_INVALID, f"a {role} token needs a room")
     if exp <= now_s:
         raise AuthError(CloseCode.TOKEN_EXPIRED, "token expired")
+    nbf = payload.get("nbf")
+    if isinstance(nbf, int) and nbf > now_s:
+        raise AuthError(CloseCode.TOKEN_INVALID, "token not valid yet (nbf)")
     return Claims(sub=sub, role=role, room=room, exp=exp)
 
 
