@@ -71,8 +71,9 @@ class Inventory:
         self.out = Outputs()
         self._expiry: list[tuple[int, str, str, str]] = []  # (reserved_until, sku, user, order_id)
         self._owner: dict[tuple[str, str], str] = {}  # (sku, order_id) -> user_id of its buyer
-        self._dirty_skus: set[str] = set()
-        self._dirty_users: set[tuple[str, str]] = set()
+        # Touched records, in first-touch order (dicts as ordered sets: deterministic, no sort per batch).
+        self._dirty_skus: dict[str, None] = {}
+        self._dirty_users: dict[tuple[str, str], None] = {}
         self._clock_dirty = False
 
     # ----------------------------------------------------------------- entry points
@@ -101,13 +102,14 @@ class Inventory:
     def take_outputs(self) -> tuple[Outputs, list[StockUpdate]]:
         """Answers since the last call, plus one StockUpdate per SKU whose stock or sale changed."""
         out, self.out = self.out, Outputs()
-        stock = [self.stock_update(sku) for sku in sorted(self._dirty_skus) if self.skus[sku].terms]
+        stock = [self.stock_update(sku) for sku in self._dirty_skus if self.skus[sku].terms]
         return out, stock
 
     def changed_records(self) -> list[tuple[bytes, bytes]]:
         """Changelog records (key, JSON) of every state record touched since the last call."""
-        records = [(sku_key(s), _encoder.encode(self.skus[s])) for s in sorted(self._dirty_skus)]
-        records += [(user_key(*k), _encoder.encode(self.users[k])) for k in sorted(self._dirty_users)]
+        encode, skus, users = _encoder.encode, self.skus, self.users
+        records = [(sku_key(s), encode(skus[s])) for s in self._dirty_skus]
+        records += [(user_key(*k), encode(users[k])) for k in self._dirty_users]
         if self._clock_dirty:
             records.append((CLOCK_KEY, _encoder.encode(Clock(now=self.clock))))
         self._dirty_skus.clear()
@@ -183,7 +185,7 @@ class Inventory:
         else:  # close: no new orders; existing holds stay payable until they expire
             sku.closed_at = now
         sku.config_ids.append(cfg.event_id)
-        self._dirty_skus.add(sku.sku_id)
+        self._dirty_skus[sku.sku_id] = None
 
     # ----------------------------------------------------------------- order attempts
 
@@ -205,7 +207,7 @@ class Inventory:
             sku.reserved += order.quantity
             user.active_units += order.quantity
             heapq.heappush(self._expiry, (until, order.sku_id, order.user_id, order.order_id))
-            self._dirty_skus.add(order.sku_id)
+            self._dirty_skus[order.sku_id] = None
             self._answer(order.sku_id, record, record.first, reserved_until=until)
             return
         price = sku.terms.price_cents if sku is not None and sku.terms is not None else 0
@@ -218,7 +220,7 @@ class Inventory:
         alert = count_rejection(self.risk, sku.spikes, reason, now, room_id=room, sku_id=order.sku_id)
         if alert is not None:
             self.out.alerts.append(alert)
-        self._dirty_skus.add(order.sku_id)
+        self._dirty_skus[order.sku_id] = None
 
     def _reject_reason(self, sku: SkuState | None, user: UserState, order: OrderAttempt, now: int) -> str | None:
         """The first rule that refuses this new attempt, in a fixed order, or None to accept."""
@@ -250,7 +252,7 @@ class Inventory:
             answer = owner.stray_payments.get(payment.event_id)
             if answer is None:
                 answer = owner.stray_payments[payment.event_id] = Answer("payment_refused", "unknown_order", now)
-                self._dirty_users.add((payment.sku_id, payment.user_id))
+                self._dirty_users[(payment.sku_id, payment.user_id)] = None
             self.out.results.append(self._stray_result(payment, answer))
             return
         seen = record.payments.get(payment.event_id)
@@ -259,7 +261,7 @@ class Inventory:
             return
         answer = self._settle(payment, record, now)
         record.payments[payment.event_id] = answer
-        self._dirty_users.add((payment.sku_id, record.user_id))
+        self._dirty_users[(payment.sku_id, record.user_id)] = None
         self._answer(payment.sku_id, record, answer, reserved_until=record.reserved_until)
 
     def _settle(self, payment: Payment, record: OrderRecord, now: int) -> Answer:
@@ -281,7 +283,7 @@ class Inventory:
             user.active_units -= record.quantity
             record.status = CANCELLED
         record.final_ts = now
-        self._dirty_skus.add(payment.sku_id)
+        self._dirty_skus[payment.sku_id] = None
         return Answer(record.status, None, now)
 
     def _order(self, sku_id: str, order_id: str) -> OrderRecord | None:
@@ -306,8 +308,8 @@ class Inventory:
             user.active_units -= record.quantity
             record.status = EXPIRED
             record.final_ts = max(until + 1, 0)
-            self._dirty_skus.add(sku_id)
-            self._dirty_users.add((sku_id, user_id))
+            self._dirty_skus[sku_id] = None
+            self._dirty_users[(sku_id, user_id)] = None
             self._answer(sku_id, record, Answer(EXPIRED, None, record.final_ts), reserved_until=until)
 
     # ----------------------------------------------------------------- helpers
@@ -324,7 +326,7 @@ class Inventory:
         user = self.users.get(key)
         if user is None:
             user = self.users[key] = UserState(sku_id=sku_id, user_id=user_id)
-        self._dirty_users.add(key)
+        self._dirty_users[key] = None
         return user
 
     def _new_order(
