@@ -12,7 +12,7 @@ HELP = "Stop the local Kafka broker (SIGTERM, then SIGKILL after --timeout); --d
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a clean shutdown")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a clean shutdown (default 60)")
     parser.add_argument(
         "--delete-data", action="store_true", help="also delete <LC_DATA_DIR>/kafka (all topics and messages)"
     )

@@ -119,6 +119,8 @@ def _processes_using(config_file: Path) -> list[int]:
 
 
 def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Path) -> None:
+    from livecommerce.broker import LIB_DIR
+
     port, controller_port = free_ports(2)
     env = {
         **os.environ,
@@ -150,6 +152,9 @@ def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Pat
         assert not pid_file.exists()
         assert _processes_using(kafka_dir / "server.properties") == []
         assert _cli(env, "status").returncode == 3
+        # A clean stop leaves the JVM's class archive shared for faster later starts, not in the data dir.
+        assert list((LIB_DIR / ".cds").glob("kafka-*.jsa"))
+        assert not (kafka_dir / "kafka-classes.jsa").exists()
 
         # Restart on the same data dir: storage is not reformatted and the topics survived.
         cluster_id = (kafka_dir / "log" / "meta.properties").read_text()
