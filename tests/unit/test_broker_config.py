@@ -202,3 +202,19 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_class_archive_is_keyed_by_the_jar_set(tmp_path: Path) -> None:
+    import shutil
+
+    from livecommerce.broker import shared_class_archive
+
+    java = shutil.which("java") or sys.executable  # any real file works: only its path and mtime count
+    (tmp_path / ".pom.sha256").write_text("a\n")
+    first = shared_class_archive(tmp_path, java)
+    (tmp_path / ".pom.sha256").write_text("b\n")
+    second = shared_class_archive(tmp_path, java)
+
+    assert first != second
+    assert first.parent == second.parent == tmp_path / ".cds"
+    assert shared_class_archive(tmp_path, java) == second
