@@ -3,6 +3,8 @@ the pure core.  The thin shell between :mod:`warehouse.reports` and :mod:`analyt
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ class Options:
     top_comments: int = 10
     hot_words: int = 30
     #: Distinct comment texts tokenised for hot words (the most frequent first).
-    hot_word_texts: int = 20_000
+    hot_word_texts: int = 2_000
     alerts: int = 200
     gap_ms: int = core.DEFAULT_GAP_MS
 
@@ -38,18 +40,27 @@ def list_streams(
 
 
 def stream_report(
-    q: ReportQueries, window: Window, label: str, options: Options, tokenize: Callable[[str], Iterable[str]]
+    q: ReportQueries,
+    window: Window,
+    label: str,
+    options: Options,
+    tokenize: Callable[[str], Iterable[str]],
+    *,
+    full: bool = True,
 ) -> StreamReport | None:
-    """Everything about one window, or None when nothing happened in it."""
-    span = q.event_span(window)
+    """Everything about one window, or None when nothing happened in it.  ``full=False`` (the
+    previous stream, shown only as figures and curves) skips SKUs, comments, hot words and alerts."""
+    presence = q.presence_seconds(window)
+    comments, likes, orders = q.comment_minutes(window), q.like_minutes(window), q.order_minutes(window)
+    span = core.event_span(presence, comments, likes, orders)
     if span is None:
         return None
     first, last = span
     viewers, initial, watch = q.viewers(window, last)
-    online = core.online_series(q.presence_seconds(window), initial, first, last)
+    online = core.online_series(presence, initial, first, last)
     minutes = core.dense_minutes(
-        window.start_ms, window.end_ms, online, q.comment_minutes(window), q.like_minutes(window),
-        q.order_minutes(window), q.result_minutes(window), q.sentiment_minutes(window),
+        window.start_ms, window.end_ms, online, comments, likes, orders, q.result_minutes(window),
+        q.sentiment_minutes(window),
     )
     outcomes = q.sku_outcomes(window)
     rejected = sum(n for _, status, _, n, _, _ in outcomes if status == "rejected")
@@ -57,19 +68,18 @@ def stream_report(
         first_ms=first, last_ms=last, online=online, viewers=viewers, watch_ms=watch, minutes=minutes,
         people=q.people(window), rejected=rejected,
     )
-    skus = core.sku_figures(outcomes, q.sku_attempts(window), q.sku_configs(window), q.sold_out_at(window))
+    report = StreamReport(
+        room_id=window.room_id, start_ms=window.start_ms, end_ms=window.end_ms, label=label, figures=figures,
+        minutes=minutes, online=online, skus=[], spikes=core.negative_spikes(minutes), top_positive=[],
+        top_negative=[], hot_words=[], hot_words_exact=True, alerts=[], alerts_total=0, alert_kinds=[],
+    )
+    if not full:
+        return report
     texts, distinct = q.comment_texts(window, options.hot_word_texts)
     alerts, alerts_total = q.alerts(window, options.alerts)
-    return StreamReport(
-        room_id=window.room_id,
-        start_ms=window.start_ms,
-        end_ms=window.end_ms,
-        label=label,
-        figures=figures,
-        minutes=minutes,
-        online=online,
-        skus=skus,
-        spikes=core.negative_spikes(minutes),
+    return dataclasses.replace(
+        report,
+        skus=core.sku_figures(outcomes, q.sku_attempts(window), q.sku_configs(window), q.sold_out_at(window)),
         top_positive=[TopComment(*r) for r in q.top_comments(window, "positive", options.top_comments)],
         top_negative=[TopComment(*r) for r in q.top_comments(window, "negative", options.top_comments)],
         hot_words=core.hot_words(texts, tokenize, options.hot_words),
@@ -95,9 +105,11 @@ def build_report(
     with the room's previous stream side by side."""
     options = options or Options()
     if tokenize is None:
-        from analytics.hotwords import tokenize as jieba_tokenize
+        from analytics import hotwords
 
-        tokenize = jieba_tokenize
+        # Loading jieba's dictionary takes ~1 s: do it while the engine answers the queries.
+        threading.Thread(target=hotwords.warm_up, name="jieba-warm-up", daemon=True).start()
+        tokenize = hotwords.tokenize_cached
     q = ReportQueries(client, database)
     spans = core.split_streams(room, q.activity_minutes(room), options.gap_ms)
     if start_ms is not None or end_ms is not None:
@@ -118,7 +130,8 @@ def build_report(
     previous = None
     if prev_span is not None:
         previous = stream_report(
-            q, Window(room, prev_span.start_ms, prev_span.end_ms), f"stream {prev_span.stream_id}", options, tokenize
+            q, Window(room, prev_span.start_ms, prev_span.end_ms), f"stream {prev_span.stream_id}", options, tokenize,
+            full=False,
         )
     return Report(
         current=current,

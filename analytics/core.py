@@ -62,12 +62,30 @@ def previous_stream(spans: Sequence[StreamSpan], start_ms: int) -> StreamSpan | 
     return max(before, key=lambda s: s.start_ms) if before else None
 
 
+def event_span(
+    presence: Iterable[Sequence[int]], *per_minute: Iterable[Sequence[int]]
+) -> tuple[int, int] | None:
+    """(first, last) event time over presence seconds (first/last ts in columns 3, 4) and per-minute
+    rows of comments, likes and orders (columns 2, 3); None when all are empty.  Payments and
+    results are not viewer activity in the room, so they do not stretch the stream."""
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for row in presence:
+        firsts.append(row[3])
+        lasts.append(row[4])
+    for rows in per_minute:
+        for row in rows:
+            firsts.append(row[2])
+            lasts.append(row[3])
+    return (min(firsts), max(lasts)) if firsts else None
+
+
 def online_series(
-    seconds: Iterable[tuple[int, int, int]], initial: int, first_ms: int, last_ms: int
+    seconds: Iterable[Sequence[int]], initial: int, first_ms: int, last_ms: int
 ) -> list[tuple[int, int]]:
     """(second start ms, viewers online at its end) for every second from ``first_ms`` to ``last_ms``,
-    from sparse (second, joins, leaves) rows and the viewers ``initial``-ly present."""
-    deltas = {s: j - lv for s, j, lv in seconds}
+    from sparse (second, joins, leaves, ...) rows and the viewers ``initial``-ly present."""
+    deltas = {row[0]: row[1] - row[2] for row in seconds}
     first = first_ms - first_ms % SECOND_MS
     last = last_ms - last_ms % SECOND_MS
     online = initial
@@ -91,16 +109,17 @@ def dense_minutes(
     start_ms: int,
     end_ms: int,
     online: Sequence[tuple[int, int]],
-    comments: Iterable[tuple[int, int]],
-    likes: Iterable[tuple[int, int]],
-    orders: Iterable[tuple[int, int]],
+    comments: Iterable[Sequence[int]],
+    likes: Iterable[Sequence[int]],
+    orders: Iterable[Sequence[int]],
     results: Iterable[Sequence[int]],
     sentiment: Iterable[tuple[int, int, int, int, float]],
 ) -> list[MinuteRow]:
     """One row per minute of ``[start_ms, end_ms)`` merging every per-minute source.
 
-    Sources may have rows outside the window (an order attempted in the stream expires after it):
-    the range grows to include them, so no count is dropped."""
+    Per-minute sources are (minute ms, count, ...) rows.  They may have rows outside the window (an
+    order attempted in the stream expires after it): the range grows to include them, so no count
+    is dropped."""
     cols: dict[int, dict[str, float]] = {}
 
     def put(minute: int, **values: float) -> None:
@@ -112,12 +131,12 @@ def dense_minutes(
         m = t - t % MINUTE_MS
         row = cols.setdefault(m, {})
         row["online_peak"] = max(row.get("online_peak", 0), v)
-    for m, n in comments:
-        put(m, comments=n)
-    for m, n in likes:
-        put(m, likes=n)
-    for m, n in orders:
-        put(m, order_attempts=n)
+    for row in comments:
+        put(row[0], comments=row[1])
+    for row in likes:
+        put(row[0], likes=row[1])
+    for row in orders:
+        put(row[0], order_attempts=row[1])
     for m, acc, units, gmv_r, paid, gmv_p, canc, exp in results:
         put(m, accepted=acc, units=units, gmv_reserved_cents=gmv_r, paid=paid, gmv_paid_cents=gmv_p,
             cancelled=canc, expired=exp)

@@ -11,6 +11,7 @@ import logging
 import threading
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 
 STOPWORDS = frozenset({
     "the", "and", "is", "it", "to", "of", "in", "for", "this", "that", "you", "my", "on", "me", "so",
@@ -35,6 +36,11 @@ def _jieba() -> object:
     return jieba
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary now (e.g. in a thread while queries run)."""
+    _jieba()
+
+
 def is_word(token: str) -> bool:
     """Whether a token counts as a word (see module docstring)."""
     if not token or token.isspace():
@@ -53,3 +59,13 @@ def tokenize(text: str) -> Iterator[str]:
         token = raw.strip().lower()
         if is_word(token):
             yield token
+
+
+@lru_cache(maxsize=20_000)
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple(tokenize(text))
+
+
+def tokenize_cached(text: str) -> tuple[str, ...]:
+    """:func:`tokenize`, remembered: the current and the previous stream share most chat lines."""
+    return _tokens(text)

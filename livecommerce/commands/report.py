@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the room's streams and exit")
     parser.add_argument("--gap-minutes", type=int, default=30,
                         help="quiet minutes that separate two streams of a room (default 30)")
-    parser.add_argument("--database", help="ClickHouse database (default: the DSN's)")
+    parser.add_argument("--database", help="ClickHouse database (default: the DSN's, else the warehouse default)")
 
 
 def parse_time(text: str) -> int:
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from analytics.export import export_csv
     from analytics.html import render_html
     from analytics.model import iso
-    from warehouse.client import DsnError, get_client
+    from warehouse.client import DsnError, database_of, get_client
 
     try:
         client = get_client(dsn)
@@ -107,16 +107,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
             return 3
         raise
+    database = args.database or database_of(dsn)
     options = Options(gap_ms=args.gap_minutes * 60_000)
     if args.list:
-        spans = list_streams(client, args.database, args.room, options.gap_ms)
+        spans = list_streams(client, database, args.room, options.gap_ms)
         if not spans:
             print(f"room {args.room!r} has no recorded activity")
         for s in spans:
             print(f"{s.stream_id}  {iso(s.start_ms)} → {iso(s.end_ms)}  {s.events:,} events")
         return 0
     try:
-        report = build_report(client, args.database, args.room, stream_id=args.stream, start_ms=args.start,
+        report = build_report(client, database, args.room, stream_id=args.stream, start_ms=args.start,
                               end_ms=args.end, options=options)
     except (NothingToReport, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
