@@ -161,7 +161,7 @@ def workers(kafka_settings: Settings, tmp_path: Path) -> Iterator[dict[str, Work
 
 
 def test_twenty_thousand_buyers_five_hundred_units_with_a_kill9(
-    kafka_settings: Settings, workers: dict[str, Worker]
+    kafka_settings: Settings, workers: dict[str, Worker], tmp_path: Path
 ) -> None:
     settings, rng = kafka_settings, random.Random(4)
     reader = ResultReader(settings)
@@ -262,6 +262,49 @@ def test_twenty_thousand_buyers_five_hundred_units_with_a_kill9(
 
     # ---- a replay of the input log through the pure core gives the very same answers
     assert results == replay(settings, sku_partition)
+
+    # ---- the ClickHouse sink stores every answer once: exactly the accepted, paid, cancelled orders
+    rows = warehouse_rows(settings, tmp_path)
+    for status in ("accepted", "paid", "cancelled", "rejected"):
+        expected = {r.order_id for r in results if r.status == status}
+        assert rows.get(status) == (len(expected), expected), status
+
+
+def warehouse_rows(settings: Settings, tmp_path: Path) -> dict[str, tuple[int, set[str]]]:
+    """Run the real sink (its own chdb directory) until it committed every order result, stop it,
+    and read back ``status -> (rows, order_ids)`` of the flash SKU under FINAL."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from tests.fixtures.clickhouse import query_in_subprocess
+
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    env = {**os.environ, **settings.as_env(), "LC_CLICKHOUSE_DSN": dsn, "LC_LOG_FORMAT": "json"}
+    with open(tmp_path / "sink.log", "wb") as log:
+        sink = subprocess.Popen([sys.executable, "-m", "livecommerce.cli", "worker", "sink", "--worker-id", "fs",
+                                 "--web-port", str(free_ports(1)[0])], env=env, cwd=REPO_ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.topic("sink")})
+    parts = [TopicPartition(settings.topic("order-results"), p) for p in range(settings.partitions)]
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert sink.poll() is None, (tmp_path / "sink.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "sink did not catch up\n" + (tmp_path / "sink.log").read_text()[-3000:]
+            committed = consumer.committed(parts, timeout=30)
+            highs = [consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in parts]
+            # every transaction ends with a commit marker: the last data record is before high - 1
+            if all(h == 0 or tp.offset >= h - 1 for tp, h in zip(committed, highs, strict=True)):
+                break
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+        sink.terminate()
+        sink.wait(60)
+    (rows,) = query_in_subprocess(dsn, [
+        f"SELECT status, count(), groupArray(order_id) FROM livecommerce.order_results FINAL "
+        f"WHERE sku_id = '{SKU}' GROUP BY status"
+    ])
+    return {status: (count, set(ids)) for status, count, ids in rows}
 
 
 def replay(settings: Settings, partition: int) -> list[OrderResult]:
