@@ -382,9 +382,16 @@ class LocalKafka:
     def start(self, timeout: float = 90.0) -> float:
         """Start the broker (or find it running) and wait until it answers.
 
-        Returns the seconds spent; 0.0 means it was already up and nothing was done.
+        Returns the seconds spent; 0.0 means it was already up and nothing was done.  A lock file in
+        ``data_dir`` serialises concurrent starts (``make demo`` and a second ``up``), so the loser finds
+        the winner's broker running instead of overwriting its PID file.
         """
         began = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.data_dir / "start.lock"):
+            return self._start_locked(began, timeout)
+
+    def _start_locked(self, began: float, timeout: float) -> float:
         if self.pid() is not None:
             if self.is_answering():
                 return 0.0
@@ -398,7 +405,6 @@ class LocalKafka:
                 )
         java = _require_java()
         ensure_kafka_jars(self.lib_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(
             render_properties(server_properties(str(self.log_dir), self.port, self.controller_port))
         )

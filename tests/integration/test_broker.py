@@ -156,11 +156,18 @@ def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Pat
         assert list((LIB_DIR / ".cds").glob("kafka-*.jsa"))
         assert not (kafka_dir / "kafka-classes.jsa").exists()
 
-        # Restart on the same data dir: storage is not reformatted and the topics survived.
+        # Restart on the same data dir by two racing `up`s: one starts it, the other finds it running;
+        # storage is not reformatted and the topics survived.
         cluster_id = (kafka_dir / "log" / "meta.properties").read_text()
-        again = _cli(env, "up", "--no-topics")
-        assert again.returncode == 0, again.stderr
-        assert "started" in again.stdout
+        racers = [
+            subprocess.Popen([sys.executable, "-m", "livecommerce.cli", "up", "--no-topics"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [racer.communicate(timeout=300) for racer in racers]
+        assert [racer.returncode for racer in racers] == [0, 0], outputs
+        assert sorted("already running" in out for out, _ in outputs) == [False, True], outputs
+        assert _processes_using(kafka_dir / "server.properties") == [int(pid_file.read_text())]
         assert (kafka_dir / "log" / "meta.properties").read_text() == cluster_id
         assert len(json.loads(_cli(env, "status", "--json").stdout)["topics"]) == len(_registered_names())
     finally:
