@@ -112,7 +112,8 @@ class OutputReader:
             if not behind:
                 self.loop.call_soon_threadsafe(self.caught_up.set)
             while not self._stop.is_set():
-                messages = consumer.consume(num_messages=1000, timeout=0.1)
+                first = consumer.poll(0.1)  # returns at the first record: no batch-fill wait on a quiet stream
+                messages = [] if first is None else [first, *consumer.consume(num_messages=999, timeout=0)]
                 batch: Batch = []
                 invalid = 0
                 for msg in messages:

@@ -2,8 +2,8 @@
 
 Why coalescing lives here: workers may publish stock and comments hundreds of times a second, but a
 dashboard needs a few frames a second.  :meth:`RoomState.apply` only records what changed;
-:meth:`RoomState.flush` (called every ``flush_interval``) turns the changes into at most one update
-per audience, each encoded once and numbered by that audience's :class:`Channel`.
+:meth:`RoomState.flush_due` turns the changes into at most one update per audience and per
+``flush_interval``, each encoded once and numbered by that audience's :class:`Channel`.
 
 Sequence numbers are per (room, audience) and per gateway process (its ``epoch``): a client that
 reconnects with ``epoch`` + ``last_seq`` gets exactly the updates it missed from the channel's
@@ -75,6 +75,7 @@ class RoomState:
         self._new_alerts: list[dict[str, Any]] = []
         self._new_comments: list[dict[str, Any]] = []
         self._seen_alerts: set[str] = set()
+        self._next_flush_at = float("-inf")
 
     # ------------------------------------------------------------------ input
 
@@ -141,6 +142,15 @@ class RoomState:
     @property
     def dirty(self) -> bool:
         return bool(self._counters_changed or self._stock_changed or self._new_alerts or self._new_comments)
+
+    def flush_due(self, now: float, interval: float) -> dict[Audience, bytes]:
+        """Throttle, not debounce: a change after a quiet ``interval`` goes out at once, changes within
+        it wait for the interval to end, so a room sends at most one update per ``interval`` and a
+        quiet room adds no coalescing delay at all."""
+        if not self.dirty or now < self._next_flush_at:
+            return {}
+        self._next_flush_at = now + interval
+        return self.flush()
 
     def flush(self) -> dict[Audience, bytes]:
         """One numbered, encoded update per audience that has something new; clears the changes."""

@@ -124,16 +124,13 @@ class Gateway:
             await asyncio.to_thread(self.reader.stop)
 
     async def _tick_forever(self) -> None:
-        next_flush = time.monotonic()
         while True:
             await asyncio.sleep(TICK_S)
             self.producer.poll(0)  # runs delivery callbacks (acks, errors) on this thread
             self._produce_likes()
-            if time.monotonic() >= next_flush:
-                next_flush = time.monotonic() + self.config.flush_interval_s
-                for state in list(self.rooms.values()):
-                    if state.dirty:
-                        self._flush(state)
+            now = time.monotonic()
+            for state in list(self.rooms.values()):
+                self._fan_out_all(state, state.flush_due(now, self.config.flush_interval_s))
 
     # ---------------------------------------------------------------- HTTP
 
@@ -223,7 +220,7 @@ class Gateway:
     def _subscribe(self, ws: ServerConnection, claims: Claims, room: str, message: Subscribe) -> None:
         state = self._room(room)
         if state.dirty:
-            self._flush(state)  # so the snapshot and the next update never overlap
+            self._fan_out_all(state, state.flush())  # so the snapshot and the next update never overlap
         audience: Audience = claims.audience
         channel = state.channels[audience]
         replay = None if message.last_seq is None else channel.replay(message.epoch, message.last_seq)
@@ -312,12 +309,19 @@ class Gateway:
     def on_batch(self, batch: Batch, invalid: int) -> None:
         if invalid:
             m.INVALID_IN.inc(invalid)
+        touched: set[str] = set()
         for topic, event in batch:
             m.RECORDS_IN.labels(topic).inc()
             if isinstance(event, OrderResult):
                 self._order_result(event)
             else:
-                self._room(str(getattr(event, "room_id"))).apply(event)  # noqa: B009
+                room = str(getattr(event, "room_id"))  # noqa: B009
+                self._room(room).apply(event)
+                touched.add(room)
+        now = time.monotonic()
+        for room in touched:  # a quiet room's change goes out now; a busy room's waits for its interval
+            state = self.rooms[room]
+            self._fan_out_all(state, state.flush_due(now, self.config.flush_interval_s))
 
     def _order_result(self, result: OrderResult) -> None:
         message = {"type": "order_result", **msgspec.to_builtins(result)}
@@ -339,8 +343,8 @@ class Gateway:
 
     # ---------------------------------------------------------------- fan-out
 
-    def _flush(self, state: RoomState) -> None:
-        for audience, update in state.flush().items():
+    def _fan_out_all(self, state: RoomState, updates: dict[Audience, bytes]) -> None:
+        for audience, update in updates.items():
             self._fan_out(state, audience, update)
 
     def _fan_out(self, state: RoomState, audience: Audience, update: bytes) -> None:

@@ -162,3 +162,17 @@ def test_a_client_that_joins_anytime_and_applies_updates_ends_with_the_final_sna
         assert client["counters"] == final["counters"] and client["comments"] == final["comments"]
     else:
         assert "counters" not in final and "comments" not in final
+
+
+@given(st.lists(st.floats(0, 0.5), min_size=1, max_size=100))
+def test_flush_due_sends_at_most_once_per_interval_and_a_quiet_room_at_once(gaps: list[float]) -> None:
+    room, now, sent_at = RoomState("r1", "e1"), 0.0, []
+    for i, gap in enumerate(gaps):
+        now += gap
+        quiet = not sent_at or now - sent_at[-1] >= 0.25
+        room.apply(stock("s", i, T0 + i))
+        if room.flush_due(now, 0.25):
+            sent_at.append(now)
+        else:
+            assert not quiet  # a change after a quiet interval is never held back
+    assert all(b - a >= 0.25 for a, b in zip(sent_at, sent_at[1:], strict=False))

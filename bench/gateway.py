@@ -1,0 +1,301 @@
+"""``livecommerce bench gateway [--json]``: many concurrent websocket clients on one gateway process.
+
+On a broker of its own (free loopback ports, temp dir, stopped at the end; or ``--bootstrap``) it
+starts one gateway process (``livecommerce gateway``), then ``--client-procs`` client processes
+that open ``--clients`` websocket connections in total (host tokens spread over ``--rooms`` rooms,
+so every client receives the room's counters), plus ``--slow-clients`` that subscribe and then never
+read.  Once every client is subscribed, this process produces ``RoomCounters`` for every room at
+``--rate`` events per room per second for ``--duration`` seconds, each stamped with the time it is
+produced.  Each client records, for every update it receives, ``now - counters.ts``: the latency from
+the event being produced to the update being in a client's hands (Kafka + gateway + fan-out +
+the client's own event loop, on the same 2 cores).
+
+Reported: ``clients`` (connections the gateway counted at the peak), ``updates_per_s`` delivered
+to clients, ``p50_ms``/``p99_ms``, ``rss_mb_per_1000_clients`` (gateway RSS growth from idle to
+all connected, per 1000 clients), ``dropped_slow_clients`` (the gateway's counter).  The last line
+of output is one JSON object (with ``--json`` it is the only output on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_SECRET = "bench-secret-long-enough-for-hs256-0123456789"
+
+
+def _raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+# ------------------------------------------------------------------------------------------- clients
+
+
+async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int, out: Path) -> None:
+    """One client process: ``count`` reading clients and ``slow`` stalled ones; latencies to ``out``."""
+    import orjson
+    from websockets.asyncio.client import connect
+
+    from ws_gateway.auth import mint_token
+
+    _raise_nofile()
+    now_s = int(time.time())
+    tokens = [mint_token(BENCH_SECRET, sub=f"bench-{r}", role="host", room=f"room-{r}", now_s=now_s, ttl_s=3600)
+              for r in range(rooms)]
+    latencies: list[int] = []
+    window = [0, 2**62]  # measure updates whose counters.ts falls in [start, end]
+    received = 0
+    connected = 0
+    gate = asyncio.Semaphore(100)  # connection attempts in flight
+    conns: list[Any] = []
+
+    async def reader(ws: Any) -> None:
+        nonlocal received
+        try:
+            async for raw in ws:
+                message = orjson.loads(raw)
+                counters = message.get("counters")
+                if counters and window[0] <= counters["ts"] <= window[1]:
+                    received += 1
+                    latencies.append(int(time.time() * 1000) - counters["ts"])
+        except Exception:
+            return
+
+    async def open_one(i: int, stalled: bool) -> None:
+        nonlocal connected
+        room = (offset + i) % rooms
+        async with gate:
+            for attempt in range(5):
+                try:
+                    if stalled:
+                        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                        sock.setblocking(False)
+                        host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+                        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+                        ws = await connect(f"{url}?token={tokens[room]}", sock=sock, max_queue=1,
+                                           open_timeout=120, compression=None, ping_interval=None)
+                    else:
+                        ws = await connect(f"{url}?token={tokens[room]}", open_timeout=120, compression=None,
+                                           ping_interval=None, max_queue=64)
+                    await ws.send('{"type":"subscribe"}')
+                    break
+                except (OSError, TimeoutError):
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            else:
+                return
+        conns.append(ws)
+        connected += 1
+        if not stalled:
+            asyncio.get_running_loop().create_task(reader(ws))
+
+    await asyncio.gather(*(open_one(i, False) for i in range(count)), *(open_one(i, True) for i in range(slow)))
+    print(f"READY {connected}", flush=True)
+    line = await asyncio.to_thread(sys.stdin.readline)  # "GO start_ms end_ms"
+    _, start, end = line.split()
+    window[0], window[1] = int(start), int(end)
+    while time.time() * 1000 < window[1] + 3000:
+        await asyncio.sleep(0.2)
+    out.write_bytes(orjson.dumps({"connected": connected, "received": received, "latencies": latencies}))
+    print("DONE", flush=True)
+    for ws in conns:
+        ws.transport.abort()
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _produce_counters(settings: Any, rooms: int, rate: float, duration: float) -> int:
+    """RoomCounters for every room at ``rate`` per room per second, stamped at produce time."""
+    from confluent_kafka import Producer
+
+    from schemas import TOPICS, RoomCounters, encode
+
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 1, "acks": 1,
+                         "log_level": 3})
+    topic, spec = settings.topic("room-counters"), TOPICS["room-counters"]
+    produced, began = 0, time.monotonic()
+    tick = 1.0 / rate
+    step = 0
+    while time.monotonic() - began < duration:
+        for r in range(rooms):
+            now = int(time.time() * 1000)
+            event = RoomCounters(room_id=f"room-{r}", window_start=now - 1000, window_end=now, online=500 + step,
+                                 comments=step % 40, comments_total=step, orders_accepted_total=step,
+                                 gmv_paid_cents_total=step * 9900, ts=now)
+            producer.produce(topic, encode(event), key=spec.key_of(event))
+            produced += 1
+        producer.poll(0)
+        step += 1
+        time.sleep(max(0.0, began + step * tick - time.monotonic()))
+    producer.flush(30)
+    return produced
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="livecommerce bench gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print only the JSON result line")
+    parser.add_argument("--clients", type=int, default=10_000, help="reading websocket clients in total")
+    parser.add_argument("--slow-clients", type=int, default=20, help="clients that subscribe and never read")
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=2.0, help="counter events per room per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of measured traffic")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--flush-interval", type=float, default=0.25)
+    parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
+    parser.add_argument("--_client", nargs=6, metavar=("URL", "COUNT", "ROOMS", "OFFSET", "SLOW", "OUT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._client:
+        url, count, rooms, offset, slow, out = args._client
+        asyncio.run(_client_main(url, int(count), int(rooms), int(offset), int(slow), Path(out)))
+        return 0
+
+    def say(*parts: object) -> None:
+        if not args.json:
+            print(*parts, flush=True)
+
+    from livecommerce.broker import LocalKafka
+    from livecommerce.kafka_admin import create_topics
+    from livecommerce.settings import Settings
+    from ws_gateway.runner import GatewayProcess
+
+    hard = _raise_nofile()
+    per_proc = -(-args.clients // args.client_procs)
+    if per_proc + args.slow_clients + 100 > hard:
+        print(json.dumps({"error": f"open-file limit {hard} is below {per_proc} clients per process"}))
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="lc-bench-gateway-"))
+    broker: LocalKafka | None = None
+    gateway: GatewayProcess | None = None
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        settings = Settings.from_env({}).replace(data_dir=str(workdir), topic_prefix=f"bgw{os.getpid()}.",
+                                                 jwt_secret=BENCH_SECRET, partitions=3)
+        if args.bootstrap:
+            settings = settings.replace(kafka_bootstrap=args.bootstrap)
+        else:
+            ports = []
+            for _ in range(2):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    ports.append(s.getsockname()[1])
+            broker = LocalKafka(workdir / "kafka", port=ports[0], controller_port=ports[1], heap="512m")
+            say(f"starting Kafka on {broker.bootstrap} …")
+            broker.start()
+            settings = settings.replace(kafka_bootstrap=broker.bootstrap)
+        create_topics(settings)
+        gateway = GatewayProcess(settings, "--flush-interval", str(args.flush_interval), "--lookback", "0",
+                                 log_path=workdir / "gateway.log").start()
+        time.sleep(1.0)
+        rss_idle = gateway.rss_mb()
+        say(f"gateway on {gateway.url} (RSS {rss_idle:.0f} MB); opening {args.clients} clients "
+            f"in {args.client_procs} processes …")
+        began = time.monotonic()
+        for i in range(args.client_procs):
+            count = min(per_proc, args.clients - i * per_proc)
+            slow = args.slow_clients // args.client_procs + (1 if i < args.slow_clients % args.client_procs else 0)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "livecommerce.cli", "bench", "gateway", "--_client", gateway.ws_url,
+                 str(count), str(args.rooms), str(i * per_proc), str(slow), str(workdir / f"client{i}.json")],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            ))
+        connected = 0
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("READY"):
+                raise RuntimeError(f"client process failed: {line!r}")
+            connected += int(line.split()[1])
+        connect_s = time.monotonic() - began
+        time.sleep(2.0)
+        samples = gateway.metrics()
+        peak_clients = int(samples.get("lc_gateway_connections", 0))
+        rss_loaded = gateway.rss_mb()
+        say(f"{connected} connected in {connect_s:.1f} s; gateway counts {peak_clients}, RSS {rss_loaded:.0f} MB; "
+            f"producing {args.rate}/s per room for {args.duration:.0f} s …")
+        start_ms = int(time.time() * 1000)
+        end_ms = start_ms + int(args.duration * 1000)
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(f"GO {start_ms} {end_ms}\n")
+            proc.stdin.flush()
+        rss_peak = [rss_loaded]
+
+        def watch_rss() -> None:
+            while time.time() * 1000 < end_ms:
+                rss_peak[0] = max(rss_peak[0], gateway.rss_mb() if gateway else 0.0)
+                time.sleep(1.0)
+
+        watcher = threading.Thread(target=watch_rss, daemon=True)
+        watcher.start()
+        produced = _produce_counters(settings, args.rooms, args.rate, args.duration)
+        for proc in procs:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # DONE
+            proc.wait(timeout=60)
+        samples = gateway.metrics()
+        received, latencies = 0, []
+        for i in range(len(procs)):
+            data = json.loads((workdir / f"client{i}.json").read_text())
+            received += data["received"]
+            latencies.extend(data["latencies"])
+        latencies.sort()
+        result = {
+            "bench": "gateway",
+            "clients": peak_clients,
+            "clients_connected_by_bench": connected,
+            "slow_clients": args.slow_clients,
+            "rooms": args.rooms,
+            "connect_s": round(connect_s, 1),
+            "events_produced": produced,
+            "updates_received": received,
+            "updates_per_s": round(received / args.duration, 1),
+            "p50_ms": _percentile(latencies, 0.50),
+            "p99_ms": _percentile(latencies, 0.99),
+            "max_ms": latencies[-1] if latencies else None,
+            "rss_mb_idle": round(rss_idle, 1),
+            "rss_mb_connected": round(rss_loaded, 1),
+            "rss_mb_peak": round(rss_peak[0], 1),
+            "rss_mb_per_1000_clients": round((rss_loaded - rss_idle) / max(peak_clients, 1) * 1000, 2),
+            "dropped_slow_clients": int(samples.get("lc_gateway_slow_clients_dropped_total", 0)),
+            "updates_skipped_for_lagging_clients": int(samples.get("lc_gateway_updates_skipped_total", 0)),
+            "flush_interval_s": args.flush_interval,
+            "rate_per_room": args.rate,
+            "duration_s": args.duration,
+            "cpu_count": os.cpu_count(),
+        }
+        print(json.dumps(result))
+        return 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        if gateway is not None:
+            gateway.stop()
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
