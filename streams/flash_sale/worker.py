@@ -37,11 +37,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from livecommerce.logs import get_logger
 from livecommerce.settings import Settings
-from schemas import TOPICS, DeadLetter, encode
+from schemas import TOPICS, DeadLetter, SaleConfig, encode
 from streams.dead_letters import parse_or_dead_letter
 from streams.flash_sale.changelog import (
     POSITIONS_KEY,
@@ -136,7 +136,7 @@ class FlashSaleWorker:
             "linger.ms": 2,
             "batch.size": 1_000_000,
             "queue.buffering.max.messages": 1_000_000,
-            "compression.type": "lz4",
+            "compression.type": "none",  # CPU is the scarce resource here, not the network
             "log_level": 3,
         })
         producer.init_transactions(60)
@@ -213,7 +213,7 @@ class FlashSaleWorker:
                     if msg.error() is not None:
                         log.warning("flash_sale_consume_error", error=str(msg.error()))
                         continue
-                    by_partition.setdefault(msg.partition(), []).append(msg)
+                    by_partition.setdefault(cast(int, msg.partition()), []).append(msg)
                 tick = time.monotonic() - last_tick >= TICK_S
                 if tick:
                     last_tick = time.monotonic()
@@ -252,23 +252,24 @@ class FlashSaleWorker:
         raw_of: dict[int, Message] = {}
         s = self.settings
         for msg in batch:
-            topic = msg.topic()
+            topic, offset = cast(str, msg.topic()), cast(int, msg.offset())  # set on every fetched message
             event = parse_or_dead_letter(
                 self.topics[topic], msg.value(), source_topic=topic, key=msg.key(), partition=p,
-                offset=msg.offset(), now_ms=wall, max_bytes=s.max_message_bytes,
+                offset=offset, now_ms=wall, max_bytes=s.max_message_bytes,
                 max_future_skew_ms=s.max_future_skew_ms,
             )
-            task.positions[topic] = msg.offset() + 1
+            task.positions[topic] = offset + 1
             if isinstance(event, DeadLetter):
                 dead.append(event)
                 continue
-            raw_of[id(event)] = msg
+            if type(event) is SaleConfig:  # a config error keeps its event alive: its id() maps to its message
+                raw_of[id(event)] = msg
             inventory.handle(event)  # type: ignore[arg-type]  # the three input types only
         inventory.tick(wall)
         out, stock = inventory.take_outputs()
         for cfg, reason in out.config_errors:
             msg = raw_of[id(cfg)]
-            dead.append(DeadLetter(source_topic=msg.topic() or "", partition=p, offset=msg.offset(),
+            dead.append(DeadLetter(source_topic=cast(str, msg.topic()), partition=p, offset=cast(int, msg.offset()),
                                    key=msg.key(), payload=msg.value() or b"", reason=reason[:2000],
                                    error="SaleConfigRejected", ts=wall))
         self._send(producer, "order-results", out.results)
