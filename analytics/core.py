@@ -131,12 +131,12 @@ def dense_minutes(
         m = t - t % MINUTE_MS
         row = cols.setdefault(m, {})
         row["online_peak"] = max(row.get("online_peak", 0), v)
-    for row in comments:
-        put(row[0], comments=row[1])
-    for row in likes:
-        put(row[0], likes=row[1])
-    for row in orders:
-        put(row[0], order_attempts=row[1])
+    for r in comments:
+        put(r[0], comments=r[1])
+    for r in likes:
+        put(r[0], likes=r[1])
+    for r in orders:
+        put(r[0], order_attempts=r[1])
     for m, acc, units, gmv_r, paid, gmv_p, canc, exp in results:
         put(m, accepted=acc, units=units, gmv_reserved_cents=gmv_r, paid=paid, gmv_paid_cents=gmv_p,
             cancelled=canc, expired=exp)
