@@ -120,7 +120,7 @@ def load(split: str | None = None, path: Path = TSV_FILE) -> list[Example]:
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r} in {path}")
         if split is None or sp == split:
-            rows.append(Example(text, label, lang, sp))  # type: ignore[arg-type]
+            rows.append(Example(text, label, lang, sp))
     return rows
 
 

@@ -23,7 +23,7 @@ from sentiment.labels import LABELS, Sentiment
 from sentiment.normalize import normalize
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
-MAX_LENGTH = 64
+DEFAULT_MAX_LENGTH = 48
 
 
 class Model(Protocol):
@@ -42,10 +42,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _tokenizer(model_dir: Path) -> Any:
+    """The committed tokenizer, truncating at the length the model was trained with."""
+    import json
+
     from tokenizers import Tokenizer
 
+    config = json.loads((model_dir / "tokenizer_config.json").read_text())
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tok.enable_truncation(max_length=MAX_LENGTH)
+    tok.enable_truncation(max_length=int(config.get("model_max_length", DEFAULT_MAX_LENGTH)))
     tok.enable_padding(pad_id=0, pad_token="[PAD]")
     return tok
 
@@ -90,13 +94,16 @@ class TorchModel:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import BertForSequenceClassification
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
         self.model = BertForSequenceClassification.from_pretrained(
             str(model_dir), dtype=torch.float32, local_files_only=True
-        ).eval()
+        ).eval()  # type: ignore[no-untyped-call]
         self.tokenizer = _tokenizer(model_dir)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:

@@ -45,13 +45,13 @@ class TrainConfig:
     seed: int = 20261123
     epochs: int = 2
     batch_size: int = 32
-    max_length: int = 64
+    max_length: int = 48
     lr: float = 8e-5
     warmup: float = 0.06
     weight_decay: float = 0.01
-    reviews: int = 6000
-    tweets: int = 6000
-    chat_repeat: int = 4
+    reviews: int = 1500
+    tweets: int = 2000
+    chat_repeat: int = 3
     min_char_count: int = 2
     threads: int = 1
     max_steps: int = 0  # 0 = no limit; a small number makes a quick smoke run

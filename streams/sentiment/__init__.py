@@ -1,0 +1,1 @@
+"""The sentiment job: comments in, scored comments and negative-opinion alerts out."""

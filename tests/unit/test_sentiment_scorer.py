@@ -1,0 +1,57 @@
+"""The scorer's cache and batching, with a stand-in model that records what it is asked.
+
+The stand-in replaces only the neural network (tested for accuracy against the committed weights
+in test_sentiment_accuracy.py); everything around it here is the real code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sentiment.normalize import normalize
+from sentiment.scorer import SentimentScorer
+
+
+class LengthModel:
+    """Positive when the normalised text has an even length: deterministic and text-dependent."""
+
+    name = "length"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.array([[0.1, 0.1, 0.8] if len(t) % 2 == 0 else [0.7, 0.2, 0.1] for t in texts])
+
+
+LINES = ["666", "6666666", "哈哈哈", "哈哈哈哈哈", "来了", "ＬＯＶＥ", "love", "no", "ok?"]
+chat = st.lists(st.sampled_from(LINES), max_size=120)
+
+
+@given(chat, st.integers(min_value=1, max_value=16))
+def test_each_normalised_text_reaches_the_model_once_and_answers_keep_order(texts: list[str], batch: int) -> None:
+    model = LengthModel()
+    scorer = SentimentScorer(model, cache_size=1000, batch_size=batch)
+    first = scorer.score(texts)
+    again = scorer.score(texts)
+    assert first == again
+    asked = [t for call in model.calls for t in call]
+    assert sorted(asked) == sorted({normalize(t) for t in texts})
+    assert all(len(call) <= batch for call in model.calls)
+    for text, s in zip(texts, first, strict=True):
+        assert s.label == ("positive" if len(normalize(text)) % 2 == 0 else "negative")
+
+
+def test_cache_hits_are_counted_and_bounded() -> None:
+    model = LengthModel()
+    scorer = SentimentScorer(model, cache_size=2, batch_size=8)
+    scorer.score(["a", "bb", "ccc"])
+    assert len(scorer.cache) == 2
+    scorer.score(["ccc", "ccc"])
+    assert scorer.cache.hits >= 1
+    assert scorer.model_texts == 3
