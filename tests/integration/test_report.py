@@ -33,10 +33,10 @@ from analytics.model import Report, iso_minute
 from livecommerce.settings import Settings
 from schemas import Alert, Comment, Like, OrderAttempt, OrderResult, Payment, Presence, SaleConfig, ScoredComment
 from schemas.base import Event
-from schemas.events import StockUpdate
 from simulator.config import ScenarioConfig
 from simulator.generator import simulate
 from streams.flash_sale.inventory import Inventory
+from streams.flash_sale.risk import RiskConfig
 from warehouse.pseudonym import Pseudonymiser
 from warehouse.store import count_rows, insert_events
 
@@ -88,7 +88,7 @@ def make_stream(seed: int, start_ts: int, users_from: int, pseudonymiser: Pseudo
     cfg = ScenarioConfig(seed=seed, start_ts=start_ts, duration_s=600, peak_viewers=250, stock=40, buyers=160,
                          late_share=0.05, retry_share=0.1)
     stream = Stream(cfg.start_ts, cfg.end_ts)
-    inventory = Inventory()
+    inventory = Inventory(RiskConfig(spike_threshold=10))  # low, so that the rush raises some alerts
     raw: list[Event] = []
     for item in simulate(cfg):
         assert item.event is not None
@@ -345,7 +345,8 @@ def test_minutes_comments_words_and_alerts_equal_the_ground_truth(
     assert report.hot_words == expected_words
 
     alerts = {a.alert_id for a in current.of(Alert)}
-    assert report.alerts_total == len(alerts)
+    assert alerts and report.alerts_total == len(alerts)
+    assert [a.ts_ms for a in report.alerts] == sorted(a.ts for a in {a.alert_id: a for a in current.of(Alert)}.values())
     assert sum(n for _, _, n in report.alert_kinds) == len(alerts)
 
 
