@@ -27,7 +27,7 @@ def changelog_topic(settings: Settings) -> str:
 
 def ensure_changelog(settings: Settings, timeout: float = 30.0) -> str:
     """Create the compacted changelog topic (same partition count as the inputs) if it is missing."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     name = changelog_topic(settings)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 3})
@@ -93,7 +93,7 @@ def read_partition(
                 key = msg.key()
                 if key is not None:
                     records.append((key, msg.value()))
-                if msg.offset() + 1 >= high:
+                if (msg.offset() or 0) + 1 >= high:
                     done = True
             if done:
                 return records

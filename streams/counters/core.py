@@ -201,8 +201,19 @@ class PartitionCounters:
         self._marks_dirty = True
 
     def apply_all(self, events: Iterable[Event], wall_ms: int) -> None:
+        """:meth:`apply` for a batch, with the per-event lookups hoisted (this is the hot path)."""
+        handlers, rooms, dirty, wm = self._apply, self.rooms, self._dirty_rooms, self.watermark
         for event in events:
-            self.apply(event, wall_ms)
+            room_id: str = event.room_id  # type: ignore[attr-defined]
+            room = rooms.get(room_id)
+            if room is None:
+                room = self.room(room_id)
+            handlers[type(event)](room, event)
+            dirty.add(room_id)
+            ts: int = event.ts  # type: ignore[attr-defined]
+            if ts > wm.event_max:
+                wm.observe(ts, wall_ms)
+        self._marks_dirty = True
 
     def _window(self, room: Room, ts: int) -> WindowAgg | None:
         """The open window holding ``ts``, or None (and one more late event) if it is closed."""

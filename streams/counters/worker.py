@@ -28,9 +28,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from livecommerce.logs import get_logger
 from livecommerce.settings import Settings
-from schemas import TOPICS, ValidationError, decode, encode
+from schemas import TOPICS, ValidationError, encode
 from schemas.base import Event
 from schemas.events import RoomCounters
 from streams.counters.changelog import changelog_topic, ensure_changelog, read_partition
@@ -66,6 +68,7 @@ class CountersWorker:
         config: CounterConfig | None = None,
         batch_size: int = 5000,
         commit_interval_ms: int = 100,
+        backlog_commit_interval_ms: int = 1000,
         listener: Listener | None = None,
     ) -> None:
         self.settings = settings
@@ -73,11 +76,17 @@ class CountersWorker:
         self.config = config or CounterConfig()
         self.batch_size = batch_size
         self.commit_interval_ms = commit_interval_ms
+        self.backlog_commit_interval_ms = backlog_commit_interval_ms
         self.listener = listener
         self.parts: dict[int, PartitionCounters] = {}
+        #: Next offset to apply per owned (topic, partition); -1 = none committed yet, take any.
+        self._next: dict[tuple[str, int], int] = {}
         self.stats: Counter[str] = Counter()
         self.stop_event = threading.Event()
         self._topics = {settings.topic(name): name for name in INPUTS}
+        self._decoders = {
+            settings.topic(name): msgspec.json.Decoder(TOPICS[name].event).decode for name in INPUTS
+        }
         self._owned = {settings.topic(name) for name in OWNED_INPUTS}
         self._counters_topic = settings.topic("room-counters")
         self._dead_topic = settings.topic("dead-letters")
@@ -130,7 +139,10 @@ class CountersWorker:
     # ---- rebalances ----------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Restore the state of new partitions and note the committed offset that goes with it."""
         started = time.monotonic()
+        for tp in consumer.committed(partitions, timeout=60):
+            self._next[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else -1
         for p in sorted({tp.partition for tp in partitions}):
             if p not in self.parts:
                 records = read_partition(self.settings, p)
@@ -142,14 +154,16 @@ class CountersWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._in_txn:
             self._commit(consumer)
-        for p in {tp.partition for tp in partitions}:
-            self.parts.pop(p, None)
+        for tp in partitions:
+            self.parts.pop(tp.partition, None)
+            self._next.pop((tp.topic, tp.partition), None)
         log.info("counters_revoked", worker=self.worker_id, partitions=sorted({tp.partition for tp in partitions}))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions taken away without a chance to commit: drop their uncommitted work."""
         self._abort()
         self.parts.clear()
+        self._next.clear()
         log.warning("counters_lost", worker=self.worker_id)
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -173,7 +187,13 @@ class CountersWorker:
                 if snaps:
                     self._begin()
                     self._publish(snaps, wall)
-                if self._in_txn and (time.monotonic() - last_commit) * 1000 >= self.commit_interval_ms:
+                # A full batch means a backlog: commit less often (a commit is 2-3 blocking broker
+                # round trips); caught up, commit every commit_interval_ms for freshness.
+                interval = (
+                    self.backlog_commit_interval_ms if len(messages) == self.batch_size
+                    else self.commit_interval_ms
+                )
+                if self._in_txn and (time.monotonic() - last_commit) * 1000 >= interval:
                     self._commit(consumer)
                     last_commit = time.monotonic()
         finally:
@@ -181,6 +201,7 @@ class CountersWorker:
                 self._commit(consumer)
             consumer.close()  # leaves the group: the other worker takes over at once
             self._producer.flush(10)
+            self._consumer = self._producer = None
 
     def _begin(self) -> None:
         if not self._in_txn:
@@ -195,21 +216,37 @@ class CountersWorker:
         topics, owned, parts = self._topics, self._owned, self.parts
         produce = self._producer.produce
         events = self._pending_events if self.listener else None
-        applied = 0
+        decoders = self._decoders
+        max_bytes, newest_allowed = s.max_message_bytes, wall + s.max_future_skew_ms
+        by_part: dict[int, list[Event]] = {}
+        next_offsets = self._next
         for msg in messages:
             if msg.error() is not None:
                 self._message_error(msg)
                 continue
             topic = msg.topic()
             assert topic is not None
+            # Offsets are ours, not the consumer's position: a batch can carry messages fetched
+            # before a rebalance; those of partitions we no longer own, or below the offset our
+            # restored state starts from, were or will be processed by the state's owner.
+            tp_key = (topic, msg.partition() or 0)
+            offset = msg.offset() or 0
+            expected = next_offsets.get(tp_key)
+            if expected is None or offset < expected:
+                self.stats["skipped_stale"] += 1
+                continue
+            next_offsets[tp_key] = offset + 1
             spec = TOPICS[topics[topic]]
             raw = msg.value()
             try:
-                if raw is None:
-                    raise ValidationError("message has no value (tombstone)")
-                event = decode(spec.event, raw, max_bytes=s.max_message_bytes, now_ms=wall,
-                               max_future_skew_ms=s.max_future_skew_ms)
-            except ValidationError:
+                # The gate's checks (schemas.codec.decode), inlined for the hot path: size, typed
+                # decode with its __post_init__ rules, no future timestamps.
+                if raw is None or len(raw) > max_bytes:
+                    raise ValidationError("too large or no value")
+                event = decoders[topic](raw)
+                if event.ts > newest_allowed:  # type: ignore[attr-defined]
+                    raise ValidationError("from the future")
+            except (ValidationError, msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError):
                 if topic in owned:
                     dead = parse_or_dead_letter(
                         spec, raw, source_topic=topic, key=msg.key(), partition=msg.partition() or 0,
@@ -221,13 +258,17 @@ class CountersWorker:
                 else:
                     self.stats["skipped_invalid"] += 1
                 continue
-            part = parts.get(msg.partition() or 0)
-            if part is None:  # a message of a partition revoked inside this batch
-                continue
-            part.apply(event, wall)
-            applied += 1
+            p = msg.partition() or 0
+            batch = by_part.get(p)
+            if batch is None:
+                batch = by_part[p] = []
+            batch.append(event)
+        applied = 0
+        for p, batch in by_part.items():
+            parts[p].apply_all(batch, wall)
+            applied += len(batch)
             if events is not None:
-                events.append(event)
+                events += batch
         self.stats["events"] += applied
 
     def _message_error(self, msg: Message) -> None:
@@ -249,14 +290,14 @@ class CountersWorker:
 
     def _commit(self, consumer: Consumer) -> None:
         """Write the changelog and the offsets into the open transaction and commit it."""
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaException, TopicPartition
 
         assert self._producer is not None
         producer = self._producer
         for p, part in self.parts.items():
             for key, value in part.take_changes():
                 producer.produce(self._changelog, value, key, partition=p)
-        positions = [tp for tp in consumer.position(consumer.assignment()) if tp.offset >= 0]
+        positions = [TopicPartition(t, p, o) for (t, p), o in self._next.items() if o >= 0]
         try:
             if positions:
                 producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
@@ -284,7 +325,7 @@ class CountersWorker:
     def _rewind(self, consumer: Consumer) -> None:
         """After an aborted transaction: state back to the changelog, positions back to the offsets."""
         assignment = consumer.assignment()
-        self.parts = {}
+        self.parts, self._next = {}, {}
         self._on_assign(consumer, assignment)
         for tp in consumer.committed(assignment, timeout=30):
             if tp.offset >= 0:

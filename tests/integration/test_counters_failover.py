@@ -108,6 +108,16 @@ class Workers:
             with contextlib.suppress(Exception):
                 self.kill(worker_id, signal.SIGTERM)
 
+    def wait_assigned(self, *worker_ids: str, timeout: float = 90) -> None:
+        """Until each worker has logged a partition assignment (both are in the group)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            texts = [(self.log_dir / f"worker-{w}.log").read_text() for w in worker_ids]
+            if all("counters_assigned" in t and "partitions=[]" not in t for t in texts):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"workers {worker_ids} not assigned within {timeout} s\n{self.logs()}")
+
     def logs(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
 
@@ -146,6 +156,7 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Set
 
     workers.start("1")
     workers.start("2")
+    workers.wait_assigned("1", "2")
     produce(kafka_settings, items[:half])
     rest = threading.Thread(target=produce, args=(kafka_settings, items[half:]))
     rest.start()
@@ -171,6 +182,8 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Set
             break
         time.sleep(2)
     assert set(latest) == set(truth.rooms), workers.logs()
+    got = {r: totals(s) for r, s in latest.items()}
+    assert got == expected, f"got {got}\nexpected {expected}\n{workers.logs()}"
 
     for room_id, t in truth.rooms.items():
         snap = latest[room_id]
