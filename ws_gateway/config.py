@@ -51,7 +51,8 @@ class GatewayConfig:
     def replace(self, **changes: Any) -> GatewayConfig:
         return dataclasses.replace(self, **changes)
 
-    def allowed_origins(self) -> list[str | None]:
-        """The websocket ``Origin`` allow-list: no Origin (tools, apps), our own page, configured extras."""
-        own = [f"http://{self.host}:{self.port}", f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}"]
-        return [None, *dict.fromkeys([*own, *self.origins])]
+    def allowed_origins(self, bound_port: int) -> frozenset[str | None]:
+        """The websocket ``Origin`` allow-list: no Origin (apps, tools), our own page on the port actually
+        bound (``port`` may be 0), and the configured extras."""
+        own = {f"http://{h}:{bound_port}" for h in (self.host, "localhost", "127.0.0.1")}
+        return frozenset({None, *own, *self.origins})

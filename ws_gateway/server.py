@@ -90,6 +90,7 @@ class Gateway:
         self.reader: OutputReader | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._like_seq = 0
+        self.origins: frozenset[str | None] = frozenset()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -103,7 +104,6 @@ class Gateway:
             async with serve(
                 self.handler, self.config.host, self.config.port,
                 process_request=self.process_request,
-                origins=self.config.allowed_origins(),  # type: ignore[arg-type]
                 max_size=self.config.max_message_bytes,
                 max_queue=16,
                 compression=None,  # per-message deflate costs ~100 KB and CPU per client; frames are small
@@ -111,6 +111,7 @@ class Gateway:
                 backlog=16384,
             ) as server:
                 port = server.sockets[0].getsockname()[1]
+                self.origins = self.config.allowed_origins(port)
                 log.info("gateway_listening", url=f"http://{self.config.host}:{port}/", epoch=self.epoch)
                 if ready is not None and not ready.done():
                     ready.set_result(port)
@@ -137,6 +138,10 @@ class Gateway:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/ws":
+            origin = request.headers.get("Origin")
+            if origin not in self.origins:  # a page from elsewhere must not ride a viewer's browser
+                m.AUTH_FAILURES.labels("origin_forbidden").inc()
+                return self._respond(connection, 403, f"origin {origin} not allowed\n", "text/plain; charset=utf-8")
             return None
         if path in ("/", "/dashboard"):
             return self._respond(connection, 200, self.html, "text/html; charset=utf-8")
