@@ -208,25 +208,19 @@ def confluent_loop(settings: Settings, expected: int) -> dict[str, float]:
 
 
 class ClickHouseTap:
-    """Inserts each committed batch (events by type, then snapshots) into embedded ClickHouse."""
+    """The project's :class:`~streams.sink.sink.ClickHouseSink`, embedded: each committed batch
+    (events and snapshots) is inserted into embedded ClickHouse before the worker goes on."""
 
     def __init__(self, data_dir: str) -> None:
+        from streams.sink.sink import ClickHouseSink
         from warehouse.client import get_client
-        from warehouse.migrate import migrate
 
-        self.client = get_client(f"chdb://{data_dir}/clickhouse")
-        self.database = "lc_bench"
-        migrate(self.client, self.database)
+        self.sink = ClickHouseSink(get_client(f"chdb://{data_dir}/clickhouse"), "lc_bench", "bench")
+        self.sink.start()
         self.rows = 0
 
     def __call__(self, events: list[Event], snapshots: list[Any]) -> None:
-        from warehouse.store import insert_events
-
-        by_type: dict[type[Event], list[Event]] = {}
-        for e in itertools.chain(events, snapshots):
-            by_type.setdefault(type(e), []).append(e)
-        for event_type, batch in by_type.items():
-            self.rows += insert_events(self.client, event_type, batch, database=self.database)
+        self.rows += self.sink.write(itertools.chain(events, snapshots))
 
 
 def counters_worker(settings: Settings, expected: int, clickhouse: bool) -> dict[str, Any]:

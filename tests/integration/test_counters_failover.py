@@ -22,7 +22,7 @@ from schemas import TOPICS, OrderAttempt, OrderResult, Payment, decode
 from schemas.events import DeadLetter, RoomCounters
 from simulator.config import ScenarioConfig
 from simulator.generator import Simulation
-from simulator.truth import Outgoing
+from simulator.truth import Outgoing, Truth
 from tests.fixtures.kafka import consume_all, free_ports
 
 pytestmark = pytest.mark.integration
@@ -145,6 +145,46 @@ def latest_per_room(settings: Settings) -> dict[str, RoomCounters]:
     return latest
 
 
+def warehouse_totals_equal_truth(settings: Settings, truth: Truth, expected: dict[str, tuple[int, ...]]) -> None:
+    """The real sink job drains every topic into embedded ClickHouse; raw rows and the stored
+    snapshots (latest cumulative values per room) equal the simulator's truth."""
+    from streams.sink.sink import ClickHouseSink
+    from streams.sink.worker import SinkWorker
+    from warehouse.client import get_client, preload_chdb
+
+    preload_chdb()
+    database = "counters_it"
+    client = get_client(f"chdb://{settings.data_dir}/clickhouse")
+    sink = SinkWorker(settings, ClickHouseSink(client, database), "it")
+    thread = threading.Thread(target=sink.run)
+    thread.start()
+    deadline = time.monotonic() + 180
+    caught_up = False
+    try:
+        while not caught_up and time.monotonic() < deadline:
+            time.sleep(0.5)
+            caught_up = sink.caught_up
+    finally:
+        sink.stop_event.set()
+        thread.join(60)
+    assert caught_up, "the sink did not read every topic to its end"
+
+    stored = {
+        row[0]: tuple(row[1:]) for row in client.query(
+            "SELECT room_id, max(comments_total), max(likes_total), max(unique_viewers),"
+            f" max(order_attempts_total), max(orders_accepted_total) FROM {database}.room_counters FINAL"
+            " GROUP BY room_id"
+        ).result_rows
+    }
+    assert stored == expected
+    comments = dict(client.query(
+        f"SELECT room_id, count() FROM {database}.comments FINAL GROUP BY room_id").result_rows)
+    assert comments == {room: t.comments for room, t in truth.rooms.items()}
+    likes = dict(client.query(
+        f"SELECT room_id, sum(count) FROM {database}.likes FINAL GROUP BY room_id").result_rows)
+    assert likes == {room: t.likes for room, t in truth.rooms.items()}
+
+
 def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Settings, workers: Workers) -> None:
     sim = Simulation(ScenarioConfig(
         seed=11, rooms=6, duration_s=240, peak_viewers=600, invalid_share=0.02, jitter_ms=1500,
@@ -199,6 +239,8 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Set
         assert snap.gmv_reserved_cents_total == PRICE_CENTS * snap.units_total
         assert snap.gmv_paid_cents_total == sum(r.quantity * r.price_cents for r in paid)
         assert snap.unique_buyers == len({r.user_id for r in accepted})
+
+    warehouse_totals_equal_truth(kafka_settings, truth, expected)
 
     dead = [msgspec.json.decode(m.value(), type=DeadLetter) for m in consume_all(kafka_settings, "dead-letters")]
     for name in ("comments", "likes", "presence"):
