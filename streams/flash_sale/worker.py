@@ -253,6 +253,8 @@ class FlashSaleWorker:
         s = self.settings
         for msg in batch:
             topic, offset = cast(str, msg.topic()), cast(int, msg.offset())  # set on every fetched message
+            if offset < task.positions.get(topic, -1):
+                continue  # fetched before a rebalance handed this partition back to us: already applied
             event = parse_or_dead_letter(
                 self.topics[topic], msg.value(), source_topic=topic, key=msg.key(), partition=p,
                 offset=offset, now_ms=wall, max_bytes=s.max_message_bytes,
