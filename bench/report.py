@@ -2,7 +2,7 @@
 
 1. A child process creates a fresh embedded store (temp dir) and fills it INSIDE the engine with
    ``INSERT ... SELECT`` over ``numbers()`` (Python loops would take minutes for 10 M rows), one
-   1 M-row chunk at a time behind a progress bar: the stream (N rows over all raw tables) and a
+   1 M-row chunk at a time behind a progress bar (on stderr): the stream (N rows over all raw tables) and a
    previous stream of the same room a day earlier (``--previous-share`` of N) for the comparison.
    Viewer ids look like pseudonyms (``p_`` + 16 hex digits), as the sink stores them.
 2. The child exits (an embedded store opens in one process at a time), then ``livecommerce report``
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,7 @@ def statements(n: int, start: int, prefix: str) -> list[tuple[str, int, str]]:
 
 def load(path: str, events: int, previous_share: float, quiet: bool) -> int:
     """Fill a fresh store at ``path``; returns the rows stored."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from warehouse.client import DEFAULT_DATABASE, get_client
@@ -156,20 +158,24 @@ def load(path: str, events: int, previous_share: float, quiet: bool) -> int:
         plan += statements(int(events * previous_share), START_MS - 86_400_000, "prev")
     total = sum(rows for _, rows, _ in plan)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  disable=quiet, transient=False) as progress:
+                  console=Console(stderr=True), disable=quiet, transient=False) as progress:
         task = progress.add_task("loading rows", total=total)
         for table, rows, sql in plan:
             progress.update(task, description=f"loading {table:<16}")
             for lo in range(0, rows, CHUNK):
                 client.command(sql.format(db=db, lo=lo, n=min(CHUNK, rows - lo)))
                 progress.advance(task, min(CHUNK, rows - lo))
-    stored = sum(
-        int(client.command(f"SELECT count() FROM {db}.{table}"))  # type: ignore[arg-type]
-        for table in {t for t, _, _ in plan}
-    )
+    stored = 0
+    for table in {t for t, _, _ in plan}:
+        stored += int(client.query(f"SELECT count() FROM {db}.{table}").result_rows[0][0])
     if not quiet:
-        print(f"loaded {stored:,} rows in {time.monotonic() - started:.1f} s")
+        print(f"loaded {stored:,} rows in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return stored
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str]) -> int:
@@ -196,6 +202,8 @@ def main(argv: list[str]) -> int:
         stored = json.loads(child.stdout.strip().splitlines()[-1])["stored"]
         load_s = time.monotonic() - started
         env = {**os.environ, "LC_CLICKHOUSE_DSN": f"chdb://{store}", "LC_LOG_FORMAT": "console"}
+        load_avg = os.getloadavg()[0]
+        cpu_before = _children_cpu_s()
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "livecommerce.cli", "report", "--room", ROOM, "--out", str(work / "report.html"),
@@ -203,19 +211,24 @@ def main(argv: list[str]) -> int:
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
         )
         report_s = time.monotonic() - started
+        report_cpu_s = _children_cpu_s() - cpu_before
         if done.returncode != 0:
             print(done.stdout, done.stderr, file=sys.stderr)
             return 1
         print(done.stdout.strip())
         result = {
             "bench": "report", "events": stored, "stream_events": args.events, "report_s": round(report_s, 2),
+            # CPU seconds the report process used (all its threads): what the wall time approaches on an
+            # otherwise idle machine; loadavg_1m tells how contended the machine was when measured.
+            "report_cpu_s": round(report_cpu_s, 2), "loadavg_1m": round(load_avg, 1),
             "load_s": round(load_s, 1), "load_rows_per_s": round(stored / load_s), "target_s": 10,
             "html_mb": round((work / "report.html").stat().st_size / 1e6, 2), "cpus": os.cpu_count(),
         }
         if args.json:
             print(json.dumps(result))
         else:
-            print(f"{stored:,} rows stored in {load_s:.1f} s; report in {report_s:.2f} s (target 10 s)")
+            print(f"{stored:,} rows stored in {load_s:.1f} s; report in {report_s:.2f} s wall, "
+                  f"{report_cpu_s:.2f} s CPU (target 10 s; load average {load_avg:.1f} on {os.cpu_count()} CPUs)")
         return 0
     finally:
         if not args.keep:
