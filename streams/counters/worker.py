@@ -37,6 +37,7 @@ from schemas.base import Event
 from schemas.events import RoomCounters
 from streams.counters.changelog import changelog_topic, ensure_changelog, read_partition
 from streams.counters.core import CounterConfig, PartitionCounters
+from streams.counters.partitioning import default_partition
 from streams.dead_letters import parse_or_dead_letter
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class CountersWorker:
         self.parts: dict[int, PartitionCounters] = {}
         #: Next offset to apply per owned (topic, partition); -1 = none committed yet, take any.
         self._next: dict[tuple[str, int], int] = {}
+        self._checked_keys: set[tuple[str, bytes]] = set()
         self.stats: Counter[str] = Counter()
         self.stop_event = threading.Event()
         self._topics = {settings.topic(name): name for name in INPUTS}
@@ -219,7 +221,7 @@ class CountersWorker:
         decoders = self._decoders
         max_bytes, newest_allowed = s.max_message_bytes, wall + s.max_future_skew_ms
         by_part: dict[int, list[Event]] = {}
-        next_offsets = self._next
+        next_offsets, checked = self._next, self._checked_keys
         for msg in messages:
             if msg.error() is not None:
                 self._message_error(msg)
@@ -236,6 +238,9 @@ class CountersWorker:
                 self.stats["skipped_stale"] += 1
                 continue
             next_offsets[tp_key] = offset + 1
+            key = msg.key()
+            if key is not None and (topic, key) not in checked:
+                self._check_partition(topic, key, tp_key[1])
             spec = TOPICS[topics[topic]]
             raw = msg.value()
             try:
@@ -270,6 +275,19 @@ class CountersWorker:
             if events is not None:
                 events += batch
         self.stats["events"] += applied
+
+    def _check_partition(self, topic: str, key: bytes, partition: int) -> None:
+        """Once per (topic, room): is the room where Kafka's default partitioner puts it?"""
+        self._checked_keys.add((topic, key))
+        expected = default_partition(key, self.settings.partitions)
+        if expected != partition:
+            self.stats["misrouted_keys"] += 1
+            log.error(
+                "counters_misrouted_room", topic=topic, room=key.decode(errors="replace"),
+                partition=partition, expected=expected,
+                fix="produce room-keyed topics with Kafka's default murmur2 partitioner "
+                    "(librdkafka: partitioner=murmur2_random); otherwise a room's counters split in two",
+            )
 
     def _message_error(self, msg: Message) -> None:
         from confluent_kafka import KafkaError, KafkaException

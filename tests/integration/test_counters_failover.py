@@ -240,6 +240,8 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Set
         assert snap.gmv_paid_cents_total == sum(r.quantity * r.price_cents for r in paid)
         assert snap.unique_buyers == len({r.user_id for r in accepted})
 
+    for log in workers.log_dir.glob("worker-*.log"):  # every room in one partition on every topic
+        assert "counters_misrouted_room" not in log.read_text()
     warehouse_totals_equal_truth(kafka_settings, truth, expected)
 
     dead = [msgspec.json.decode(m.value(), type=DeadLetter) for m in consume_all(kafka_settings, "dead-letters")]
