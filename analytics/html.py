@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import html
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from analytics.charts import all_charts
 from analytics.model import Comparison, Report, StreamReport, iso
+
+#: Rejection reasons that come from the risk rules (streams/flash_sale/risk.py), not from stock or timing.
+ABUSE_REASONS = frozenset({"rate_limited", "duplicate", "blocked", "invalid"})
 
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -176,13 +180,20 @@ def render_html(report: Report, plotly_js: Callable[[], str] | None = None) -> s
                    [[iso(s.minute_ms)[11:16], s.negative, s.scored, fmt("percent", s.share)] for s in cur.spikes]) \
         if cur.spikes else "<p>No negative spikes.</p>"
     words_note = "" if cur.hot_words_exact else "<p class='note'>From the most frequent distinct comments.</p>"
-    risk = (
+    abuse: Counter[str] = Counter()
+    for sku in cur.skus:
+        abuse.update({r: n for r, n in sku.rejections.items() if r in ABUSE_REASONS})
+    abuse_note = ("<p>Order attempts refused by the risk rules: "
+                  + (", ".join(f"{_e(r)} {n:,}" for r, n in sorted(abuse.items())) or "none") + ".</p>")
+    more = f"; the first {len(cur.alerts)} below" if cur.alerts_total > len(cur.alerts) else ""
+    alerts = (
         table(["Kind", "Level", "Alerts"], cur.alert_kinds)
-        + f"<p>{cur.alerts_total:,} alerts in total{'; the first ' + str(len(cur.alerts)) + ' below' if cur.alerts_total > len(cur.alerts) else ''}.</p>"  # noqa: E501
+        + f"<p>{cur.alerts_total:,} alerts in total{more}.</p>"
         + table(["Time (UTC)", "Kind", "Level", "Message", "Value", "Threshold"],
                 [[iso(a.ts_ms)[11:19], a.kind, a.level, a.message, a.value, a.threshold] for a in cur.alerts],
                 "alerts")
     ) if cur.alerts_total else "<p>No risk alerts.</p>"
+    risk = abuse_note + alerts
     body = "".join([
         _section("Summary", summary_table(report), "summary"),
         _section("Charts", chart_divs, "charts"),
