@@ -6,6 +6,10 @@ Two runtimes over the same committed files in ``sentiment/model/``:
 - ``torch``: the fp16 safetensors loaded into transformers' ``BertForSequenceClassification`` in
   fp32; the reference the int8 graph is checked against (same labels within tolerance).
 
+int8 note: dynamic quantisation computes activation scales per batch, so a comment's score can move
+by about a hundredth with its batch neighbours (labels rarely change); the cache keeps the first
+answer, which makes repeats of a comment consistent within a process.
+
 Both are offline by construction: they read local files only (``HF_HUB_OFFLINE=1`` is set too).
 """
 
