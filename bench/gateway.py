@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import resource
@@ -43,6 +44,12 @@ def _raise_nofile() -> int:
     return hard
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -53,63 +60,123 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 # ------------------------------------------------------------------------------------------- clients
 
 
+class _BenchClient(asyncio.Protocol):
+    """A lean websocket client (RFC 6455 handshake, masked client frames, unmasked server frames).
+
+    Why not ``websockets.connect`` here: the clients share the gateway's 2 cores, and the library's
+    per-message machinery made the *clients* the bottleneck at 10,000 connections, which would measure
+    the harness instead of the gateway.  The parsing below is enough for the server's small text frames.
+    """
+
+    def __init__(self, path: str, host: str, stalled: bool, on_text: Any) -> None:
+        self.path, self.host, self.stalled, self.on_text = path, host, stalled, on_text
+        self.buffer = bytearray()
+        self.open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                        .encode())
+
+    def send_text(self, text: bytes) -> None:
+        assert self.transport is not None and len(text) < 126
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(text))
+        self.transport.write(bytes([0x81, 0x80 | len(text)]) + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.open.done():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(self.buffer[:12])
+            del self.buffer[:end + 4]
+            if b" 101" not in status:
+                self.open.set_exception(OSError(f"handshake refused: {status!r}"))
+                return
+            self.open.set_result(None)
+            self.send_text(b'{"type":"subscribe"}')
+            if self.stalled:
+                assert self.transport is not None
+                self.transport.pause_reading()
+                return
+        buf = self.buffer
+        while len(buf) >= 2:
+            opcode, length, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length, at = int.from_bytes(buf[2:4], "big"), 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + length:
+                return
+            payload = bytes(buf[at:at + length])
+            del buf[:at + length]
+            if opcode == 0x1:
+                self.on_text(payload)
+            elif opcode == 0x9 and self.transport is not None:  # ping -> pong (masked, empty mask XOR)
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.open.done():
+            self.open.set_exception(exc or OSError("connection lost"))
+
+
 async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int, out: Path) -> None:
     """One client process: ``count`` reading clients and ``slow`` stalled ones; latencies to ``out``."""
     import orjson
-    from websockets.asyncio.client import connect
 
     from ws_gateway.auth import mint_token
 
     _raise_nofile()
+    loop = asyncio.get_running_loop()
     now_s = int(time.time())
     tokens = [mint_token(BENCH_SECRET, sub=f"bench-{r}", role="host", room=f"room-{r}", now_s=now_s, ttl_s=3600)
               for r in range(rooms)]
+    hostport = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
     latencies: list[int] = []
     window = [0, 2**62]  # measure updates whose counters.ts falls in [start, end]
     received = 0
     connected = 0
     gate = asyncio.Semaphore(100)  # connection attempts in flight
-    conns: list[Any] = []
+    transports: list[asyncio.Transport] = []
 
-    async def reader(ws: Any) -> None:
+    def on_text(raw: bytes) -> None:
         nonlocal received
-        try:
-            async for raw in ws:
-                message = orjson.loads(raw)
-                counters = message.get("counters")
-                if counters and window[0] <= counters["ts"] <= window[1]:
-                    received += 1
-                    latencies.append(int(time.time() * 1000) - counters["ts"])
-        except Exception:
-            return
+        counters = orjson.loads(raw).get("counters")
+        if counters and window[0] <= counters["ts"] <= window[1]:
+            received += 1
+            latencies.append(int(time.time() * 1000) - counters["ts"])
 
     async def open_one(i: int, stalled: bool) -> None:
         nonlocal connected
         room = (offset + i) % rooms
         async with gate:
             for attempt in range(5):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                if stalled:  # a phone on a bad network: tiny receive window, and it stops reading
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.setblocking(False)
                 try:
-                    if stalled:
-                        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                        sock.setblocking(False)
-                        host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
-                        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-                        ws = await connect(f"{url}?token={tokens[room]}", sock=sock, max_queue=1,
-                                           open_timeout=120, compression=None, ping_interval=None)
-                    else:
-                        ws = await connect(f"{url}?token={tokens[room]}", open_timeout=120, compression=None,
-                                           ping_interval=None, max_queue=64)
-                    await ws.send('{"type":"subscribe"}')
-                    break
+                    await loop.sock_connect(sock, (host, int(port)))
+                    transport, client = await loop.create_connection(
+                        lambda: _BenchClient(f"/ws?token={tokens[room]}", hostport, stalled, on_text), sock=sock)
+                    await asyncio.wait_for(client.open, 120)
+                    transports.append(transport)
+                    connected += 1
+                    return
                 except (OSError, TimeoutError):
+                    sock.close()
                     await asyncio.sleep(0.5 * (attempt + 1))
-            else:
-                return
-        conns.append(ws)
-        connected += 1
-        if not stalled:
-            asyncio.get_running_loop().create_task(reader(ws))
 
     await asyncio.gather(*(open_one(i, False) for i in range(count)), *(open_one(i, True) for i in range(slow)))
     print(f"READY {connected}", flush=True)
@@ -120,8 +187,9 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
         await asyncio.sleep(0.2)
     out.write_bytes(orjson.dumps({"connected": connected, "received": received, "latencies": latencies}))
     print("DONE", flush=True)
-    for ws in conns:
-        ws.transport.abort()
+    await asyncio.to_thread(sys.stdin.readline)  # "EXIT": the gateway's metrics are read before we hang up
+    for transport in transports:
+        transport.abort()
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -236,6 +304,8 @@ def main(argv: list[str]) -> int:
         rss_loaded = gateway.rss_mb()
         say(f"{connected} connected in {connect_s:.1f} s; gateway counts {peak_clients}, RSS {rss_loaded:.0f} MB; "
             f"producing {args.rate}/s per room for {args.duration:.0f} s …")
+        assert gateway.proc is not None
+        cpu_before = {"gateway": _cpu_s(gateway.proc.pid), "clients": sum(_cpu_s(p.pid) for p in procs)}
         start_ms = int(time.time() * 1000)
         end_ms = start_ms + int(args.duration * 1000)
         for proc in procs:
@@ -255,8 +325,14 @@ def main(argv: list[str]) -> int:
         for proc in procs:
             assert proc.stdout is not None
             proc.stdout.readline()  # DONE
-            proc.wait(timeout=60)
+        cpu_gateway = _cpu_s(gateway.proc.pid) - cpu_before["gateway"]
+        cpu_clients = sum(_cpu_s(p.pid) for p in procs) - cpu_before["clients"]
         samples = gateway.metrics()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("EXIT\n")
+            proc.stdin.flush()
+            proc.wait(timeout=120)
         received, latencies = 0, []
         for i in range(len(procs)):
             data = json.loads((workdir / f"client{i}.json").read_text())
@@ -282,6 +358,9 @@ def main(argv: list[str]) -> int:
             "rss_mb_per_1000_clients": round((rss_loaded - rss_idle) / max(peak_clients, 1) * 1000, 2),
             "dropped_slow_clients": int(samples.get("lc_gateway_slow_clients_dropped_total", 0)),
             "updates_skipped_for_lagging_clients": int(samples.get("lc_gateway_updates_skipped_total", 0)),
+            "gateway_cpu_share": round(cpu_gateway / (args.duration + 3), 2),
+            "clients_cpu_share": round(cpu_clients / (args.duration + 3), 2),
+            "loadavg_1m": round(os.getloadavg()[0], 1),
             "flush_interval_s": args.flush_interval,
             "rate_per_room": args.rate,
             "duration_s": args.duration,

@@ -74,7 +74,7 @@ class GatewayProcess:
 
     def metrics(self) -> dict[str, float]:
         """The gateway's Prometheus samples as {'name{labels}': value}."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=30) as response:
             text = response.read().decode()
         samples: dict[str, float] = {}
         for line in text.splitlines():

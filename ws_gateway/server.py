@@ -15,6 +15,7 @@ import functools
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,7 +24,9 @@ import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from livecommerce.logs import get_logger
 from livecommerce.settings import Settings
@@ -71,6 +74,20 @@ def token_of(request: Request) -> str | None:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def write_text_frame(connections: Iterable[ServerConnection], payload: bytes) -> None:
+    """Write one text frame to many connections, serialising the frame once.
+
+    What :func:`websockets.asyncio.server.broadcast` does, minus building the same frame again for
+    every connection (measured: most of the fan-out's CPU at 10,000 clients).  Valid because the
+    gateway negotiates no extensions (``compression=None``), a server never masks, and it never
+    sends fragmented messages; closing or closed connections are skipped like broadcast does.
+    """
+    frame = Frame(Opcode.TEXT, payload).serialize(mask=False)
+    for ws in connections:
+        if ws.protocol.state is State.OPEN:
+            ws.transport.write(frame)
 
 
 class Gateway:
@@ -361,7 +378,11 @@ class Gateway:
             lag = self.lags.get(ws)
             if lag is None:
                 continue
-            verdict = self.policy.decide(lag, ws.transport.get_write_buffer_size(), now)
+            buffered = ws.transport.get_write_buffer_size()
+            if not buffered and lag.behind_since is None:  # the common case, decided without a call
+                ready.append(ws)
+                continue
+            verdict = self.policy.decide(lag, buffered, now)
             if verdict is Verdict.SEND:
                 ready.append(ws)
             elif verdict is Verdict.SKIP:
@@ -371,7 +392,7 @@ class Gateway:
                 self._write(ws, snapshot, "catch_up_snapshot")
             else:
                 self._drop(ws)
-        broadcast(ready, update, text=True)
+        write_text_frame(ready, update)
         m.FRAMES_SENT.labels("update").inc(len(ready))
         if skipped:
             m.UPDATES_SKIPPED.inc(skipped)

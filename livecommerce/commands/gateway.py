@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
+    import gc
     import resource
     import signal
     from pathlib import Path
@@ -35,6 +36,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ws_gateway.config import GatewayConfig
     from ws_gateway.server import Gateway
 
+    # Thousands of long-lived connections make every full collection long: collect young objects less
+    # often and move what start-up created out of the collector's way (bench: p99 with 10,000 clients).
+    gc.set_threshold(50_000, 20, 20)
+    gc.freeze()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # every websocket client is a file descriptor
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
