@@ -78,6 +78,9 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # No busy-waiting between ops: on a 2-core machine shared with Kafka and other workers,
+        # spinning threads steal the cores the other thread of this session needs.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_dir / file), opts, providers=["CPUExecutionProvider"])
         self.tokenizer = _tokenizer(model_dir)
 

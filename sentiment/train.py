@@ -247,7 +247,6 @@ def train(
 
 def export(model: Any, tok: Any, out_dir: Path, cfg: TrainConfig, summary: dict[str, Any]) -> None:
     """Write tokenizer, fp16 safetensors, ONNX fp32 (temporary) and ONNX int8 into ``out_dir``."""
-    import torch
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "_export"
@@ -271,6 +270,21 @@ def export(model: Any, tok: Any, out_dir: Path, cfg: TrainConfig, summary: dict[
             indent=1,
         )
     )
+    export_onnx(model, out_dir, tmp)
+    model.half().save_pretrained(str(out_dir), safe_serialization=True)
+    model.float()
+    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_onnx(model: Any, out_dir: Path, tmp: Path) -> None:
+    """ONNX graph with plain (eager) attention, which onnxruntime's BERT optimizer fuses into one
+    Attention op per layer; the SDPA export path leaves mask arithmetic (Where/IsNaN) that is not
+    fused and runs several times slower on CPU."""
+    import torch
+
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
     ids = torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]])
     mask = (ids != 0).long()
     fp32 = tmp / "model.fp32.onnx"
@@ -292,10 +306,24 @@ def export(model: Any, tok: Any, out_dir: Path, cfg: TrainConfig, summary: dict[
             opset_version=17, dynamo=False,
         )
     quantize(fp32, out_dir / "model.int8.onnx", tmp)
-    model.half().save_pretrained(str(out_dir), safe_serialization=True)
-    model.float()
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
+def reexport(model_dir: Path = MODEL_DIR) -> None:
+    """Rebuild ``model.int8.onnx`` from the committed fp16 weights (no retraining)."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    model = BertForSequenceClassification.from_pretrained(
+        str(model_dir), dtype=torch.float32, local_files_only=True, attn_implementation="eager"
+    )
+    model.eval()
+    tmp = model_dir / "_export"
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        export_onnx(model, model_dir, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def quantize(fp32: Path, int8: Path, tmp: Path) -> None:

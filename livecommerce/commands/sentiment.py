@@ -3,6 +3,7 @@
 - ``train``: the seeded recipe in :mod:`sentiment.train`, with a progress bar; writes sentiment/model/.
 - ``score``: one comment per line on stdin -> one JSON line per comment on stdout
   (``{"text", "label", "score", "confidence"}``).
+- ``export``: rebuild the ONNX int8 graph from the committed fp16 weights.
 - ``eval``: accuracy of the packaged model on every held-out set; ``--write`` refreshes metrics.json.
 """
 
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--threads", type=int, default=None, help="torch threads (default 1: the machine is shared)")
     t.add_argument("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
+    x = sub.add_parser("export", help="rebuild model.int8.onnx from the committed fp16 weights (no training)")
+    x.add_argument("--model-dir", type=Path, default=None)
     s = sub.add_parser("score", help="score comments read one per line from stdin; JSON lines out")
     s.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
     s.add_argument("--batch-size", type=int, default=64)
@@ -40,7 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return {"train": _train, "score": _score, "eval": _eval}[args.action](args)
+    return {"train": _train, "score": _score, "eval": _eval, "export": _export}[args.action](args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    import logging
+
+    from sentiment.train import MODEL_DIR, reexport
+
+    logging.getLogger("root").setLevel(logging.WARNING)  # the quantizer logs every tensor at INFO
+    reexport(args.model_dir or MODEL_DIR)
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
