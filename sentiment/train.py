@@ -185,7 +185,7 @@ def train(
     new[: len(kept)] = old[kept]
     n_new = len(vocab) - len(kept)
     new[len(kept) :] = old.mean(0) + torch.randn(n_new, old.shape[1], generator=gen) * old.std(0) * 0.5
-    model.bert.embeddings.word_embeddings = torch.nn.Embedding.from_pretrained(new, freeze=False, padding_idx=0)
+    model.bert.embeddings.word_embeddings = torch.nn.Embedding.from_pretrained(new, freeze=False, padding_idx=0)  # type: ignore[no-untyped-call]
     model.config.vocab_size = len(vocab)
     model.train()  # from_pretrained returns eval mode
 
@@ -224,7 +224,7 @@ def train(
             ema = 0.98 * ema + 0.02 * out.loss.item()
             if progress:
                 progress(step, total, ema)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     summary = {
         "config": asdict(cfg),
         "examples": len(examples),
@@ -316,7 +316,7 @@ def reexport(model_dir: Path = MODEL_DIR) -> None:
     model = BertForSequenceClassification.from_pretrained(
         str(model_dir), dtype=torch.float32, local_files_only=True, attn_implementation="eager"
     )
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     tmp = model_dir / "_export"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
