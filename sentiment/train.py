@@ -339,9 +339,17 @@ def quantize(fp32: Path, int8: Path, tmp: Path) -> None:
         opt.save_model_to_file(str(src))
     except Exception as exc:  # optimizer is best effort; plain graph still quantizes
         print(f"onnx optimizer skipped: {exc}")
+    import logging
+
     import onnx
 
-    quantize_dynamic(
-        str(src), str(int8), weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops defeat shape inference
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantizer logs every tensor on the root logger at INFO
+    try:
+        quantize_dynamic(
+            str(src), str(int8), weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops defeat shape inference
+        )
+    finally:
+        root.setLevel(level)

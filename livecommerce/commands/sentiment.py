@@ -47,11 +47,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import logging
-
     from sentiment.train import MODEL_DIR, reexport
 
-    logging.getLogger("root").setLevel(logging.WARNING)  # the quantizer logs every tensor at INFO
     reexport(args.model_dir or MODEL_DIR)
     return 0
 
