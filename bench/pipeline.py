@@ -332,15 +332,17 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
     """Live traffic at ``rate``/s into a worker process; latency of snapshots after their window closed."""
     from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-    env = {**os.environ, **settings.as_env(), "LC_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings.as_env(), "LC_LOG_LEVEL": "INFO", "LC_LOG_FORMAT": "json"}
     log = open(Path(settings.data_dir) / "live-worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "-m", "livecommerce.cli", "worker", "counters", "--worker-id", "live",
          "--web-port", str(free_ports(1)[0])], env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     latencies: list[float] = []
+    emitted: list[float] = []  # window end -> the worker built the snapshot (the rest is commit + fetch)
     stop = threading.Event()
-    started_ms = [0]
+    # Only windows that closed while traffic flowed count: the last ones close by idle advance.
+    started_ms, stopped_ms = [2**62], [2**62]
     topic = settings.topic("room-counters")
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{topic}-watch",
                          "isolation.level": "read_committed", "fetch.queue.backoff.ms": 1,
@@ -353,8 +355,10 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
                 if msg.error() is None:
                     now = time.time() * 1000
                     snap = orjson.loads(msg.value())
-                    if snap["window_start"] >= started_ms[0] and snap["comments"] + snap["likes"] > 0:
+                    live_window = started_ms[0] <= snap["window_start"] and snap["window_end"] <= stopped_ms[0]
+                    if live_window and snap["comments"] + snap["likes"] > 0:
                         latencies.append(now - snap["window_end"])
+                        emitted.append(snap["ts"] - snap["window_end"])
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -378,6 +382,7 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
             sent += 1
             if sent % 1000 == 0:
                 p.poll(0)
+        stopped_ms[0] = int(time.time() * 1000)
         p.flush(30)
         achieved = sent / (time.perf_counter() - start)
         time.sleep(2)  # the last windows close (allowed lateness, then idle advance) and commit
@@ -391,11 +396,18 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
         except subprocess.TimeoutExpired:
             worker.kill()
         log.close()
+    stopped = [line for line in (Path(settings.data_dir) / "live-worker.log").read_text().splitlines()
+               if "counters_stopped" in line]
+    worker_stats = json.loads(stopped[-1]) if stopped and stopped[-1].startswith("{") else {}
     if not latencies:
         return {"error": "no snapshot seen", "live_rate": achieved}
     latencies.sort()
+    emitted.sort()
     return {"p50_ms": statistics.median(latencies), "p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
-            "snapshots": len(latencies), "live_events_per_s": achieved}
+            "emit_p50_ms": statistics.median(emitted), "emit_p99_ms": emitted[int(0.99 * (len(emitted) - 1))],
+            "snapshots": len(latencies), "live_events_per_s": achieved,
+            "worker": {k: v for k, v in worker_stats.items() if k in ("events", "commits", "commit_ms_total",
+                                                                     "commit_ms_max", "snapshots")}}
 
 
 # ---- main ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 #: Default allowed lateness: small enough that a window's snapshot leaves within ~0.3 s of its close
 #: on live traffic, large enough for the usual reordering between producers and topics.
-DEFAULT_ALLOWED_LATENESS_MS = 200
+DEFAULT_ALLOWED_LATENESS_MS = 100
 DEFAULT_IDLE_MS = 500
 NO_TIME = -(2**62)
 
