@@ -25,6 +25,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -75,8 +76,7 @@ class _BenchClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # a selector transport
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -170,7 +170,7 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
                     await loop.sock_connect(sock, (host, int(port)))
                     transport, client = await loop.create_connection(
                         lambda: _BenchClient(f"/ws?token={tokens[room]}", hostport, stalled, on_text), sock=sock)
-                    await asyncio.wait_for(client.open, 120)
+                    await asyncio.wait_for(client.open, 30)
                     transports.append(transport)
                     connected += 1
                     return
@@ -250,6 +250,7 @@ def main(argv: list[str]) -> int:
     from livecommerce.settings import Settings
     from ws_gateway.runner import GatewayProcess
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the broker and gateway
     hard = _raise_nofile()
     per_proc = -(-args.clients // args.client_procs)
     if per_proc + args.slow_clients + 100 > hard:

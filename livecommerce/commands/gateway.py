@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ws_gateway.server import Gateway
 
     # Thousands of long-lived connections make every full collection long: collect young objects less
-    # often and move what start-up created out of the collector's way (bench: p99 with 10,000 clients).
+    # often and move what start-up created out of the collector's way (a precaution; not measured apart).
     gc.set_threshold(50_000, 20, 20)
     gc.freeze()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

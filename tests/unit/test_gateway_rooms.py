@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -175,4 +176,4 @@ def test_flush_due_sends_at_most_once_per_interval_and_a_quiet_room_at_once(gaps
             sent_at.append(now)
         else:
             assert not quiet  # a change after a quiet interval is never held back
-    assert all(b - a >= 0.25 for a, b in zip(sent_at, sent_at[1:], strict=False))
+    assert all(b - a >= 0.25 for a, b in itertools.pairwise(sent_at))
