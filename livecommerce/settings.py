@@ -60,6 +60,30 @@ class Settings:
     )
     gateway_host: str = _setting("127.0.0.1", "LC_GATEWAY_HOST", "Bind address of the websocket gateway.")
     gateway_port: int = _setting(8765, "LC_GATEWAY_PORT", "Port of the websocket gateway and dashboard.")
+    gateway_origins: str = _setting(
+        "", "LC_GATEWAY_ORIGINS",
+        "Extra allowed websocket Origins, comma-separated (the gateway's own page and Origin-less clients always are).",
+    )
+    gateway_flush_interval_s: float = _setting(
+        0.25, "LC_GATEWAY_FLUSH_INTERVAL_S", "Seconds between coalesced updates of one room (0.25: 4 a second)."
+    )
+    gateway_like_interval_s: float = _setting(
+        0.2, "LC_GATEWAY_LIKE_INTERVAL_S", "Seconds a room's likes are summed before one Like event is produced."
+    )
+    gateway_action_rate: float = _setting(
+        20.0, "LC_GATEWAY_ACTION_RATE", "Actions per second one connection may send (token bucket rate)."
+    )
+    gateway_action_burst: int = _setting(40, "LC_GATEWAY_ACTION_BURST", "Token bucket burst of one connection.")
+    gateway_buffer_high_water: int = _setting(
+        65536, "LC_GATEWAY_BUFFER_HIGH_WATER",
+        "Unsent bytes above which a client is behind: it skips updates and catches up with a snapshot.",
+    )
+    gateway_buffer_limit: int = _setting(
+        1048576, "LC_GATEWAY_BUFFER_LIMIT", "Unsent bytes above which a client is dropped (close 4008)."
+    )
+    gateway_max_behind_s: float = _setting(
+        10.0, "LC_GATEWAY_MAX_BEHIND_S", "Seconds a client may stay behind before it is dropped (close 4008)."
+    )
     metrics_port: int = _setting(
         9400, "LC_METRICS_PORT", "Prometheus /metrics port of a process (0 disables; each process needs its own)."
     )
@@ -84,10 +108,11 @@ class Settings:
             name = f.metadata["env"]
             if name in env and env[name] != "":
                 raw = env[name]
+                kind = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__)
                 try:
-                    values[f.name] = int(raw) if f.type in ("int", int) else raw
+                    values[f.name] = kind(raw) if kind else raw
                 except ValueError as exc:
-                    raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+                    raise ValueError(f"{name} must be a number ({kind.__name__ if kind else ''}), got {raw!r}") from exc
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

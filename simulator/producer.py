@@ -69,6 +69,8 @@ def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
         "bootstrap.servers": settings.kafka_bootstrap,
         "enable.idempotence": True,
         "acks": "all",
+        # Kafka's default (Java, aiokafka) partitioner: the workers assume murmur2 placement of keys.
+        "partitioner": "murmur2_random",
         "linger.ms": 5,
         "compression.type": compression,
         "batch.num.messages": 10_000,

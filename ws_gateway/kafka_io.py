@@ -38,6 +38,8 @@ def make_producer(settings: Settings) -> Producer:
         "bootstrap.servers": settings.kafka_bootstrap,
         "enable.idempotence": True,
         "acks": "all",
+        # Kafka's default (Java, aiokafka) partitioner: the workers assume murmur2 placement of keys.
+        "partitioner": "murmur2_random",
         "linger.ms": 5,
         "client.id": "ws-gateway",
         "log_level": 3,

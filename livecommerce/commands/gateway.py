@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import TypeVar
 
 from livecommerce.settings import Settings
+
+T = TypeVar("T")
 
 HELP = "Run the websocket gateway: dashboard at /, websocket at /ws?token=..., /healthz, /metrics."
 
@@ -13,17 +16,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="bind address (default LC_GATEWAY_HOST)")
     parser.add_argument("--port", type=int, default=None, help="port, 0 picks a free one (default LC_GATEWAY_PORT)")
     parser.add_argument("--instance-id", default="", help="names this gateway (Kafka group, sequence epoch)")
-    parser.add_argument("--origin", action="append", default=[], help="extra allowed Origin (repeatable)")
-    parser.add_argument("--flush-interval", type=float, default=0.25, help="seconds between room updates")
-    parser.add_argument("--like-interval", type=float, default=0.2, help="seconds likes are summed per room")
-    parser.add_argument("--action-rate", type=float, default=20.0, help="actions per second per connection")
-    parser.add_argument("--action-burst", type=int, default=40, help="action burst per connection")
-    parser.add_argument("--buffer-high-water", type=int, default=64 * 1024, help="bytes: client is behind")
-    parser.add_argument("--buffer-limit", type=int, default=1024 * 1024, help="bytes: client is dropped")
-    parser.add_argument("--max-behind", type=float, default=10.0, help="seconds behind before a client is dropped")
+    parser.add_argument(
+        "--origin", action="append", default=[], help="extra allowed Origin (repeatable; adds to LC_GATEWAY_ORIGINS)"
+    )
+    parser.add_argument(
+        "--flush-interval", type=float, default=None, help="seconds between room updates (LC_GATEWAY_FLUSH_INTERVAL_S)"
+    )
+    parser.add_argument(
+        "--like-interval", type=float, default=None, help="seconds likes are summed (LC_GATEWAY_LIKE_INTERVAL_S)"
+    )
+    parser.add_argument(
+        "--action-rate", type=float, default=None, help="actions/s per connection (LC_GATEWAY_ACTION_RATE)"
+    )
+    parser.add_argument(
+        "--action-burst", type=int, default=None, help="action burst per connection (LC_GATEWAY_ACTION_BURST)"
+    )
+    parser.add_argument(
+        "--buffer-high-water", type=int, default=None, help="bytes: client is behind (LC_GATEWAY_BUFFER_HIGH_WATER)"
+    )
+    parser.add_argument(
+        "--buffer-limit", type=int, default=None, help="bytes: client is dropped (LC_GATEWAY_BUFFER_LIMIT)"
+    )
+    parser.add_argument(
+        "--max-behind", type=float, default=None, help="seconds behind before a drop (LC_GATEWAY_MAX_BEHIND_S)"
+    )
     parser.add_argument("--sndbuf", type=int, default=0, help="SO_SNDBUF per client socket (0: kernel default)")
     parser.add_argument("--lookback", type=float, default=120.0, help="seconds of output topics read at start")
     parser.add_argument("--port-file", default=None, help="write the bound port here once listening")
+
+
+def _given(flag: T | None, setting: T) -> T:
+    """A command-line flag overrides the setting from the environment."""
+    return setting if flag is None else flag
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,15 +71,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.gateway_host,
         port=settings.gateway_port if args.port is None else args.port,
         jwt_secret=settings.jwt_secret,
-        origins=tuple(args.origin),
+        origins=tuple(o.strip() for o in settings.gateway_origins.split(",") if o.strip()) + tuple(args.origin),
         max_message_bytes=settings.max_message_bytes,
-        flush_interval_s=args.flush_interval,
-        like_interval_s=args.like_interval,
-        action_rate_per_s=args.action_rate,
-        action_burst=args.action_burst,
-        buffer_high_water=args.buffer_high_water,
-        buffer_limit=args.buffer_limit,
-        max_behind_s=args.max_behind,
+        flush_interval_s=_given(args.flush_interval, settings.gateway_flush_interval_s),
+        like_interval_s=_given(args.like_interval, settings.gateway_like_interval_s),
+        action_rate_per_s=_given(args.action_rate, settings.gateway_action_rate),
+        action_burst=_given(args.action_burst, settings.gateway_action_burst),
+        buffer_high_water=_given(args.buffer_high_water, settings.gateway_buffer_high_water),
+        buffer_limit=_given(args.buffer_limit, settings.gateway_buffer_limit),
+        max_behind_s=_given(args.max_behind, settings.gateway_max_behind_s),
         socket_send_buffer=args.sndbuf,
         lookback_s=args.lookback,
         instance_id=args.instance_id,

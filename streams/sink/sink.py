@@ -11,6 +11,11 @@ stop, that it stopped.  A start that finds no clean stop follows a crash, after 
 rollup can miss a batch (views cut by the kill) or count the replayed batch twice; the sink then
 rebuilds the rollup from the deduplicated raw tables once it has caught up with the replay
 (:meth:`rebuild_if_pending`, called by the loop when a poll comes back empty).
+
+Personal data: with a :class:`~warehouse.pseudonym.Pseudonymiser` (the worker always passes one,
+keyed by ``LC_PSEUDONYM_SECRET``) every ``user_id`` is replaced by its keyed hash before the insert,
+so raw viewer ids never reach the analytics tables; the hash is deterministic, so a replayed batch
+still collapses onto the rows it repeats.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from livecommerce.logs import get_logger
 from schemas.base import Event
 from schemas.clickhouse import TABLES_BY_NAME, spec_for
 from warehouse.migrate import migrate, render
+from warehouse.pseudonym import Pseudonymiser
 from warehouse.rollups import rebuild_rollups
 from warehouse.store import insert_columns
 
@@ -48,10 +54,13 @@ REBUILDS = Counter("lc_sink_rollup_rebuilds", "Rollup rebuilds after an unclean 
 class ClickHouseSink:
     """Inserts events, table by table, into one warehouse database."""
 
-    def __init__(self, client: Client, database: str, sink_id: str = "sink-1") -> None:
+    def __init__(
+        self, client: Client, database: str, sink_id: str = "sink-1", pseudonymiser: Pseudonymiser | None = None
+    ) -> None:
         self.client = client
         self.database = database
         self.sink_id = sink_id
+        self.pseudonymiser = pseudonymiser
         self.rebuild_pending = False
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -104,6 +113,8 @@ class ClickHouseSink:
             if not events:
                 continue
             spec = TABLES_BY_NAME[table]
+            if self.pseudonymiser is not None:
+                events = self.pseudonymiser.events(events)
             insert_columns(self.client, spec, spec.to_columns(events), database=self.database)
             ROWS.labels(table).inc(len(events))
             total += len(events)

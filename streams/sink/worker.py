@@ -222,11 +222,15 @@ def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     """
     from livecommerce.metrics import serve_metrics
     from warehouse.client import database_of, get_client, preload_chdb
+    from warehouse.pseudonym import Pseudonymiser
 
     dsn = settings.effective_clickhouse_dsn
     if dsn.startswith("chdb:"):
         preload_chdb()  # before any thread starts: importing chdb moves the working directory
-    sink = ClickHouseSink(get_client(dsn), database_of(dsn), sink_id=f"sink-{worker_id}")
+    sink = ClickHouseSink(
+        get_client(dsn), database_of(dsn), sink_id=f"sink-{worker_id}",
+        pseudonymiser=Pseudonymiser(settings.pseudonym_secret),
+    )
     worker = SinkWorker(settings, sink, worker_id)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop_event.set())

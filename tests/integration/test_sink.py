@@ -22,6 +22,7 @@ from streams.sink.worker import STORED_TOPICS
 from tests.fixtures.clickhouse import query_in_subprocess
 from tests.fixtures.kafka import free_ports
 from tests.integration.test_warehouse import sample_events
+from warehouse.pseudonym import pseudonymise
 from warehouse.rollups import raw_rollup_query, rollup_query
 from warehouse.store import NATURAL_ID
 
@@ -195,6 +196,32 @@ def test_sigkill_mid_stream_and_restart_leave_exactly_the_produced_rows(
         assert rows[0] == [produced, produced], table
     rollup, raw = (_rounded(rows) for rows in results[-2:])
     assert rollup and rollup == raw
+
+
+def test_the_sink_stores_pseudonyms_never_raw_viewer_ids(
+    kafka_settings: Settings, sink_process: SinkProcess
+) -> None:
+    events = sample_events(seed=12, per_type=300)
+    produce(kafka_settings, [e for items in events.values() for e in items])
+    sink_process.start()
+    end = time.monotonic() + 300
+    while not sink_caught_up(kafka_settings):
+        assert time.monotonic() < end, f"sink did not catch up:\n{sink_process.log()[-3000:]}"
+        time.sleep(0.5)
+    assert sink_process.signal(signal.SIGTERM) == 0
+
+    secret = sink_process.env["LC_PSEUDONYM_SECRET"]
+    with_users = {
+        spec_for(tag).table: {e.user_id for e in items}  # type: ignore[attr-defined]
+        for tag, items in events.items() if "user_id" in spec_for(tag).column_names
+    }
+    assert with_users, "the sample has events with viewer ids"
+    queries = [f"SELECT arraySort(groupUniqArray(user_id)) FROM livecommerce.{t}" for t in with_users]
+    results = query_in_subprocess(sink_process.env["LC_CLICKHOUSE_DSN"], queries)
+    for (table, raw_ids), rows in zip(with_users.items(), results, strict=True):
+        stored = set(rows[0][0])
+        assert stored == {pseudonymise(u, secret) for u in raw_ids}, table
+        assert not stored & raw_ids, table
 
 
 def _rounded(rows: list[list[object]]) -> list[list[object]]:

@@ -22,8 +22,16 @@ def test_environment_overrides_and_integers_are_parsed() -> None:
 
 
 def test_bad_integer_names_the_variable() -> None:
-    with pytest.raises(ValueError, match="LC_PARTITIONS must be an integer"):
+    with pytest.raises(ValueError, match="LC_PARTITIONS must be a number"):
         Settings.from_env({"LC_PARTITIONS": "many"})
+
+
+def test_floats_are_parsed_and_bad_ones_name_the_variable() -> None:
+    s = Settings.from_env({"LC_GATEWAY_FLUSH_INTERVAL_S": "0.5", "LC_GATEWAY_ACTION_BURST": "7"})
+    assert s.gateway_flush_interval_s == 0.5 and isinstance(s.gateway_flush_interval_s, float)
+    assert s.gateway_action_burst == 7
+    with pytest.raises(ValueError, match="LC_GATEWAY_MAX_BEHIND_S must be a number"):
+        Settings.from_env({"LC_GATEWAY_MAX_BEHIND_S": "soon"})
 
 
 def test_every_setting_is_documented_with_a_unique_lc_variable() -> None:
