@@ -1,40 +1,68 @@
-"""The sentiment job's I/O shell: comments in; scored comments and tiered alerts out.
+"""The sentiment job's I/O shell: a Faust agent; comments in, scored comments and tiered alerts out.
 
-Why a confluent-kafka loop rather than a Faust agent: the model, not Kafka, sets the pace here
-(a few thousand comments a second on 2 cores), and it wants whole batches.  The loop feeds valid
-comments to a :class:`~sentiment.batching.MicroBatcher` (released at ``batch_size`` comments or
-after ``max_wait_ms``), scores each released batch with the cached ONNX scorer, lets the pure
-:mod:`streams.sentiment.core` build the records, produces them keyed by ``room_id``, and only then
-commits the offsets of the comments in that batch.  The counters job uses the same kind of loop
-for the same measured reason (stock Faust spends ~80 µs of per-message task overhead).
+Why Faust here when counters and flash-sale are confluent-kafka loops: the model, not Kafka, sets
+the pace of this job (a few thousand comments a second on 2 cores, see ``bench/sentiment.py``),
+far below the ~12k messages/s where stock Faust's per-message overhead becomes the limit, so the
+framework costs nothing measurable and gives the job the project's Faust app, web server and
+Faust's consumer-group, commit and shutdown handling.
 
-Guarantee: at least once.  Scoring is a pure function of the text, so a comment re-read after a
-crash gets the same ScoredComment (same event_id) and the same alert ids; the rolling mood
-restarts empty and refills within one window.  Invalid comments are skipped and counted: the
-counters job owns dead-lettering the ``comments`` topic.
+Shape: one agent (``concurrency=1``, one mood tracker per worker) consumes ``comments`` as raw
+bytes and batches them with ``stream.take(batch_size, within=max_wait)`` (64 comments or 50 ms,
+the sizes of :class:`sentiment.batching.MicroBatcher`'s callers).  Per batch it decodes with
+:func:`schemas.decode`, scores the valid comments with the cached ONNX scorer (in a thread:
+onnxruntime releases the GIL, so Faust keeps fetching and heartbeating meanwhile), lets the pure
+:func:`streams.sentiment.core.process_batch` build the records, produces every ScoredComment to
+``scored-comments`` and every Alert to ``alerts`` keyed by ``room_id`` (Faust's producer is
+aiokafka's murmur2 ``DefaultPartitioner``, the partitioner every other producer here uses), and
+waits for the broker's acks of all of them before asking for the next batch.
+
+Guarantee: at least once.  ``take()`` acks a batch's messages only when the agent comes back for
+the next batch, i.e. after its records were acknowledged; Faust commits acked offsets every
+``broker_commit_interval`` (2.8 s), after flushing its producer.  A worker killed with ``kill -9``
+therefore re-reads up to a few seconds of comments and produces their records again: the same
+``event_id``, room, user, text, ts and (for clear texts) label, and a score that may differ by
+about a hundredth, because int8 dynamic quantisation scales activations per batch and the batch
+neighbours differ on replay.  Consumers dedupe on ``event_id`` (ClickHouse keeps one row per
+event_id); alert ids are deterministic too, but the rolling mood restarts empty and refills
+within one window, so a replayed rise can alert again or not at all.  Exactly once was not chosen:
+scoring is a pure function of the text, so the cost of Kafka transactions buys nothing a dedupe
+on ``event_id`` does not already give.
+
+Failure: Faust's ``take()`` acks the pending batch when its generator is closed, even when the
+agent raised, so a batch whose records could not be produced would be committed and lost.  The
+agent therefore ends the process (``os._exit``) on any error in a batch, before Faust can commit;
+the supervisor restarts it and the batch is read again.  SIGTERM/SIGINT stop cleanly: Faust stops
+fetching, waits until every fetched comment is processed and acked, commits, then leaves the group.
+
+Invalid comments are skipped and counted (``lc_sentiment_skipped_invalid_total``): the counters
+job owns dead-lettering the ``comments`` topic (:mod:`streams.dead_letters`).
 """
 
 from __future__ import annotations
 
-import signal
-import threading
+import asyncio
+import logging
+import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import faust
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
 from livecommerce.logs import get_logger
 from livecommerce.settings import Settings
-from schemas import TOPICS, ValidationError, decode, encode
+from schemas import ValidationError, decode, encode
 from schemas.events import Comment
-from sentiment.batching import MicroBatcher
 from sentiment.mood import MoodPolicy, MoodTracker
+from streams.app import create_app, declare_topics
 from streams.sentiment.core import process_batch
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer, Message, Producer, TopicPartition
+    from faust.types import StreamT, TopicT
+    from faust.types.tuples import RecordMetadata
 
     from sentiment.scorer import SentimentScorer
 
@@ -49,172 +77,141 @@ BATCH_SECONDS = Histogram(
 )
 CACHE_HIT_RATE = Gauge("lc_sentiment_cache_hit_rate", "Share of comments answered by the LRU cache")
 
-# (topic, partition, offset) of a comment inside a pending batch.
-Coords = tuple[str, int, int]
+#: Comments per model batch and the longest a comment waits for its batch to fill: the model
+#: costs far less per comment at 64 than one at a time, and a quiet room must not wait for 64.
+BATCH_SIZE = 64
+MAX_WAIT_MS = 50.0
+
+#: Exit status when a batch failed (see the module docstring: exiting before Faust commits).
+EXIT_BATCH_FAILED = 70
+
+#: Seconds between progress log lines while comments flow.
+PROGRESS_EVERY_S = 30.0
 
 
-def now_ms() -> float:
-    return time.monotonic() * 1000
-
-
-class SentimentWorker:
-    """One member of the ``sentiment`` consumer group."""
+class SentimentAgent:
+    """The sentiment job's state and batch handler; :meth:`attach` makes it an agent of an app."""
 
     def __init__(
         self,
         settings: Settings,
-        worker_id: str = "1",
         *,
         scorer: SentimentScorer | None = None,
-        batch_size: int = 64,
-        max_wait_ms: float = 50,
+        batch_size: int = BATCH_SIZE,
+        max_wait_ms: float = MAX_WAIT_MS,
         policy: MoodPolicy | None = None,
     ) -> None:
+        if batch_size < 1 or max_wait_ms <= 0:
+            raise ValueError("batch_size must be >= 1 and max_wait_ms > 0")
         self.settings = settings
-        self.worker_id = worker_id
         self._scorer = scorer
-        self.batcher: MicroBatcher[tuple[Comment, Coords]] = MicroBatcher(batch_size, max_wait_ms)
+        self.batch_size = batch_size
+        self.max_wait_ms = max_wait_ms
         self.mood = MoodTracker(policy)
         self.stats: Counter[str] = Counter()
-        self.stop_event = threading.Event()
-        self._comments_topic = settings.topic("comments")
-        self._scored_topic = settings.topic("scored-comments")
-        self._alerts_topic = settings.topic("alerts")
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._topics: dict[str, TopicT] = {}
 
     @property
     def scorer(self) -> SentimentScorer:
+        """The cached ONNX scorer, loaded on first use (call it before the worker joins the group)."""
         if self._scorer is None:
             from sentiment.scorer import load_scorer
 
             self._scorer = load_scorer("onnx")
         return self._scorer
 
-    def _open(self) -> None:
-        from confluent_kafka import Consumer, Producer
+    def attach(self, app: faust.App) -> None:
+        """Register the agent on ``comments`` and a progress timer with ``app``."""
+        self._topics = declare_topics(app, self.settings)
+        app.agent(self._topics["comments"], name="sentiment", concurrency=1)(self.process)
+        app.timer(PROGRESS_EVERY_S)(self._log_progress)
 
-        s = self.settings
-        self._producer = Producer({
-            "bootstrap.servers": s.kafka_bootstrap,
-            "client.id": f"sentiment-{self.worker_id}",
-            "partitioner": "murmur2_random",  # same partition for a room as the other producers
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "log_level": 3,
-        })
-        self._consumer = Consumer({
-            "bootstrap.servers": s.kafka_bootstrap,
-            "group.id": f"{s.topic_prefix}sentiment",
-            "client.id": f"sentiment-{self.worker_id}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "fetch.queue.backoff.ms": 1,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            "log_level": 3,
-        })
-        self._consumer.subscribe([self._comments_topic], on_revoke=self._on_revoke)
+    async def process(self, stream: StreamT[bytes]) -> None:
+        """The agent: one batch at a time; the batch is acked when the loop asks for the next."""
+        async for batch in stream.take(self.batch_size, within=self.max_wait_ms / 1000):
+            try:
+                await self.handle(batch)
+            except Exception as exc:  # any failure must end the process before Faust commits
+                self._exit_uncommitted(exc)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Finish the pending batch while its offsets can still be committed by this member."""
-        batch = self.batcher.flush()
-        if batch:
-            self._handle(batch)
-
-    def run(self) -> None:
-        """Process until :attr:`stop_event` is set; score what is pending, commit, leave the group."""
-        _ = self.scorer  # load the model before joining the group, not inside the first poll
-        self._open()
-        assert self._consumer is not None and self._producer is not None
-        consumer = self._consumer
-        try:
-            while not self.stop_event.is_set():
-                due = self.batcher.due_in_ms(now_ms())
-                timeout = 0.05 if due is None else min(0.05, due / 1000)
-                messages = consumer.consume(num_messages=self.batcher.max_size, timeout=timeout)
-                for msg in messages:
-                    batch = self._accept(msg)
-                    if batch:
-                        self._handle(batch)
-                batch = self.batcher.poll(now_ms())
-                if batch:
-                    self._handle(batch)
-        finally:
-            batch = self.batcher.flush()
-            if batch:
-                self._handle(batch)
-            consumer.close()
-            self._producer.flush(10)
-
-    def _accept(self, msg: Message) -> list[tuple[Comment, Coords]]:
-        """Decode one message into the batcher; return a batch if that filled it."""
-        error = msg.error()
-        if error is not None:
-            from confluent_kafka import KafkaError, KafkaException
-
-            if error.code() == KafkaError._PARTITION_EOF:
-                return []
-            raise KafkaException(error)
-        raw = msg.value()
-        try:
-            if raw is None:
-                raise ValidationError("message has no value (tombstone)")
-            comment = decode(
-                TOPICS["comments"].event, raw, max_bytes=self.settings.max_message_bytes,
-                max_future_skew_ms=self.settings.max_future_skew_ms,
-            )
-        except ValidationError:
-            self.stats["skipped_invalid"] += 1
-            SKIPPED.inc()
-            return []
-        assert isinstance(comment, Comment)
-        coords = (msg.topic() or self._comments_topic, msg.partition() or 0, msg.offset() or 0)
-        return self.batcher.add((comment, coords), now_ms())
-
-    def _handle(self, batch: list[tuple[Comment, Coords]]) -> None:
-        """Score, produce, wait for the broker's acks, then commit the batch's offsets."""
-        from confluent_kafka import TopicPartition as TP
-
-        assert self._producer is not None and self._consumer is not None
-        comments = [c for c, _ in batch]
+    async def handle(self, batch: Sequence[bytes | None]) -> None:
+        """Decode, score, produce; return once the broker acknowledged every produced record."""
+        comments: list[Comment] = []
+        for raw in batch:
+            try:
+                if raw is None:
+                    raise ValidationError("message has no value (tombstone)")
+                comments.append(decode(
+                    Comment, raw, max_bytes=self.settings.max_message_bytes,
+                    max_future_skew_ms=self.settings.max_future_skew_ms,
+                ))
+            except ValidationError as exc:
+                self.stats["skipped_invalid"] += 1
+                SKIPPED.inc()
+                log.debug("sentiment_skipped_invalid", reason=exc.reason)
+        if not comments:
+            return
         started = time.perf_counter()
-        sentiments = self.scorer.score([c.text for c in comments])
+        sentiments = await asyncio.to_thread(self.scorer.score, [c.text for c in comments])
         BATCH_SECONDS.observe(time.perf_counter() - started)
         records, alerts = process_batch(comments, sentiments, self.mood)
-        produce = self._producer.produce
+        scored_topic, alerts_topic = self._topics["scored-comments"], self._topics["alerts"]
+        pending: list[asyncio.Future[RecordMetadata]] = []
         for rec in records:
-            produce(self._scored_topic, encode(rec), rec.room_id.encode())
+            pending.append(await _send(scored_topic, rec.room_id.encode(), encode(rec)))
+        for alert in alerts:
+            pending.append(await _send(alerts_topic, alert.room_id.encode(), encode(alert)))
+            log.warning("sentiment_alert", room=alert.room_id, alert_level=alert.level, share=alert.value)
+        await asyncio.gather(*pending)  # raises if any record was not acknowledged
+        for rec in records:
             SCORED.labels(rec.label).inc()
         for alert in alerts:
-            produce(self._alerts_topic, encode(alert), alert.room_id.encode())
             ALERTS.labels(alert.level).inc()
-            log.warning("sentiment_alert", room=alert.room_id, level=alert.level, share=alert.value)
-        remaining = self._producer.flush(30)
-        if remaining:
-            raise RuntimeError(f"{remaining} scored records not acknowledged by the broker")
-        last: dict[tuple[str, int], int] = {}
-        for _, (topic, partition, offset) in batch:
-            last[(topic, partition)] = max(offset, last.get((topic, partition), -1))
-        self._consumer.commit(
-            offsets=[TP(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
-        )
         self.stats["scored"] += len(records)
         self.stats["alerts"] += len(alerts)
         self.stats["batches"] += 1
         CACHE_HIT_RATE.set(self.scorer.cache.hit_rate)
 
+    async def _log_progress(self) -> None:
+        if self.stats:
+            log.info("sentiment_progress", **dict(self.stats))
+
+    def _exit_uncommitted(self, exc: BaseException) -> None:
+        log.critical("sentiment_batch_failed", error=repr(exc), exc_info=exc, **dict(self.stats))
+        logging.shutdown()  # flush the log handlers: os._exit skips interpreter clean-up
+        os._exit(EXIT_BATCH_FAILED)
+
+
+async def _send(topic: TopicT, key: bytes, value: bytes) -> asyncio.Future[RecordMetadata]:
+    """Hand one record to Faust's producer; the returned future resolves on the broker's ack."""
+    fut = await topic.send(key=key, value=value)
+    return asyncio.ensure_future(fut)
+
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
-    """``livecommerce worker sentiment``: run until SIGTERM/SIGINT; /metrics on ``web_port``."""
-    from livecommerce.metrics import serve_metrics
+    """``livecommerce worker sentiment``: run the Faust worker until SIGTERM/SIGINT.
 
-    worker = SentimentWorker(settings, worker_id)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.stop_event.set())
-    serve_metrics(web_port)
-    log.info("sentiment_starting", worker=worker_id, bootstrap=settings.kafka_bootstrap)
-    worker.run()
-    log.info("sentiment_stopped", worker=worker_id, **dict(worker.stats))
-    return 0
+    Faust's web server binds ``127.0.0.1:web_port`` and serves ``/metrics`` (this job's counters
+    plus Faust's own consumer and producer metrics).  Logging stays ours (structlog JSON lines):
+    the Faust worker is told not to reconfigure it.  Returns the worker's exit status.
+    """
+    from faust.sensors.prometheus import setup_prometheus_sensors
+
+    app = create_app(settings, worker_id, web_port)
+    agent = SentimentAgent(settings)
+    agent.attach(app)
+    setup_prometheus_sensors(app, name_prefix="faust")
+    _ = agent.scorer  # load the model before joining the group, not inside the first batch
+    log.info("sentiment_starting", worker=worker_id, bootstrap=settings.kafka_bootstrap, web_port=web_port,
+             batch_size=agent.batch_size, max_wait_ms=agent.max_wait_ms)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False,
+    )
+    worker.spinner = None  # no terminal spinner: our logs are JSON lines
+    status = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:  # mode's Worker always ends with sys.exit
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    log.info("sentiment_stopped", worker=worker_id, status=status, **dict(agent.stats))
+    return status
