@@ -51,12 +51,11 @@ class Stack:
             module = f"streams.{job.replace('-', '_')}.worker"
             if importlib.util.find_spec(module) is None:
                 continue
-            env = {**base_env, "LC_METRICS_PORT": str(self.settings.metrics_port + 1 + i)}
+            # each worker serves /metrics on its own --web-port; the gateway on the gateway port
             planned.append(Child(job, [*cli, "worker", job, "--web-port", str(self.settings.worker_web_port + i)],
-                                 self.log_dir / f"{job}.log", env))
+                                 self.log_dir / f"{job}.log", base_env))
         if importlib.util.find_spec("livecommerce.commands.gateway") is not None:
-            env = {**base_env, "LC_METRICS_PORT": str(self.settings.metrics_port)}
-            planned.append(Child("gateway", [*cli, "gateway"], self.log_dir / "gateway.log", env))
+            planned.append(Child("gateway", [*cli, "gateway"], self.log_dir / "gateway.log", base_env))
         return planned
 
     def start(self) -> list[Child]:

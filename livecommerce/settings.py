@@ -52,7 +52,8 @@ class Settings:
         "ClickHouse DSN: chdb:///path (embedded, default <data_dir>/clickhouse) or http(s)://user:pw@host:port/db.",
     )
     jwt_secret: str = _setting(
-        "dev-only-change-me", "LC_JWT_SECRET", "HMAC secret for gateway JWTs. Set a real one in production."
+        "dev-only-jwt-secret-change-me-in-production", "LC_JWT_SECRET",
+        "HMAC-SHA256 secret for gateway JWTs (at least 32 bytes). Set a real one in production.",
     )
     pseudonym_secret: str = _setting(
         "dev-only-pseudonym-key", "LC_PSEUDONYM_SECRET",
@@ -84,11 +85,16 @@ class Settings:
     gateway_max_behind_s: float = _setting(
         10.0, "LC_GATEWAY_MAX_BEHIND_S", "Seconds a client may stay behind before it is dropped (close 4008)."
     )
-    metrics_port: int = _setting(
-        9400, "LC_METRICS_PORT", "Prometheus /metrics port of a process (0 disables; each process needs its own)."
+    sink_max_rows: int = _setting(
+        50_000, "LC_SINK_MAX_ROWS", "The sink inserts once this many events are buffered (all tables together)."
+    )
+    sink_max_age_ms: int = _setting(
+        1000, "LC_SINK_MAX_AGE_MS", "The sink inserts once its oldest buffered message is this old (ms)."
     )
     worker_web_port: int = _setting(
-        6066, "LC_WORKER_WEB_PORT", "Faust worker web port (bound to 127.0.0.1; one per worker)."
+        6066, "LC_WORKER_WEB_PORT",
+        "Web port of a worker: Prometheus /metrics (and Faust's web views for the sentiment job), on 127.0.0.1; "
+        "`--web-port` overrides it per worker, the demo gives each worker this + its index.",
     )
     max_message_bytes: int = _setting(
         16384, "LC_MAX_MESSAGE_BYTES", "Largest accepted event on the wire; larger ones are dead-lettered."

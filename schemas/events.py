@@ -256,7 +256,7 @@ class Alert(Event, tag="alert", kw_only=True, forbid_unknown_fields=True):
 
 
 class DeadLetter(Event, tag="dead_letter", kw_only=True, forbid_unknown_fields=True):
-    """A message that could not be accepted, with its original bytes and why. Keyed like its source."""
+    """A message that could not be accepted, with its original bytes and why. Keyed by its source topic."""
 
     v: Version = SCHEMA_VERSION
     source_topic: Annotated[str, msgspec.Meta(min_length=1, max_length=249)]

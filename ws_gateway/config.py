@@ -18,7 +18,7 @@ class GatewayConfig:
 
     host: str = "127.0.0.1"
     port: int = 8765
-    jwt_secret: str = "dev-only-change-me"
+    jwt_secret: str = "dev-only-jwt-secret-change-me-in-production"
     origins: tuple[str, ...] = ()
     """Extra allowed ``Origin`` values; the gateway's own http://host:port and clients without Origin
     (non-browser) are always allowed."""

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 from livecommerce.logs import get_logger
 from livecommerce.settings import Settings
 from schemas import TOPICS, DeadLetter, SaleConfig, encode
+from streams.counters.partitioning import default_partition
 from streams.dead_letters import parse_or_dead_letter
 from streams.flash_sale.changelog import (
     POSITIONS_KEY,
@@ -102,6 +103,8 @@ class FlashSaleWorker:
         self.changelog = changelog_topic(settings)
         self.decisions = 0
         self._restore_consumer: Consumer | None = None
+        self.partition_count = settings.partitions  # the inputs' real count, read from the cluster in run()
+        self._home: dict[str, int] = {}  # sku_id -> the partition Kafka's default partitioner gives it
 
     # ------------------------------------------------------------------ clients
 
@@ -201,6 +204,7 @@ class FlashSaleWorker:
         partitions = self.settings.partitions
         ensure_changelog(self.settings, partitions)
         consumer = Consumer(self._consumer_config())
+        self.partition_count = self._input_partition_count(consumer)
         consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_revoke)
         log.info("flash_sale_started", worker=self.worker_id, topics=list(self.topics))
@@ -227,6 +231,30 @@ class FlashSaleWorker:
                 task.producer.flush(10)
             if self._restore_consumer is not None:
                 self._restore_consumer.close()
+
+    def _input_partition_count(self, consumer: Consumer) -> int:
+        """The partition count shared by the three inputs; refuse to run if they differ.
+
+        Co-partitioning by sku_id is what makes one task the single writer of a SKU: with different
+        counts a SKU's orders and its sale config would land in different tasks."""
+        metadata = consumer.list_topics(timeout=30)
+        counts = {t: len(metadata.topics[t].partitions) for t in self.topics if t in metadata.topics}
+        if len(counts) != len(self.topics) or len(set(counts.values())) != 1:
+            raise RuntimeError(
+                f"the flash-sale inputs must exist with one partition count (co-partitioned by sku_id): {counts}; "
+                "create them with `livecommerce topics`"
+            )
+        return next(iter(counts.values()))
+
+    def _misrouted(self, sku_id: str, partition: int) -> int | None:
+        """The partition ``sku_id`` belongs to when that is not ``partition`` (else None).
+
+        A message its producer put elsewhere (another partitioner, or keyed by something else) would
+        give its SKU a second owner -- two stocks, two answers for one order_id -- so it is refused."""
+        home = self._home.get(sku_id)
+        if home is None:
+            home = self._home[sku_id] = default_partition(sku_id.encode(), self.partition_count)
+        return None if home == partition else home
 
     def _process(self, consumer: Consumer, task: Task, batch: list[Message]) -> None:
         """Decide one batch of one partition and commit everything it caused in one transaction."""
@@ -263,6 +291,16 @@ class FlashSaleWorker:
             task.positions[topic] = offset + 1
             if isinstance(event, DeadLetter):
                 dead.append(event)
+                continue
+            sku_id: str = event.sku_id  # type: ignore[attr-defined]  # orders, payments and configs all have one
+            home = self._misrouted(sku_id, p)
+            if home is not None:
+                dead.append(DeadLetter(
+                    source_topic=topic, partition=p, offset=offset, key=msg.key(), payload=msg.value() or b"",
+                    reason=f"sku_id {sku_id!r} belongs to partition {home}, not {p}: produce keyed by sku_id "
+                           "with Kafka's default murmur2 partitioner (librdkafka: partitioner=murmur2_random)",
+                    error="Misrouted", ts=wall,
+                ))
                 continue
             if type(event) is SaleConfig:  # a config error keeps its event alive: its id() maps to its message
                 raw_of[id(event)] = msg

@@ -217,7 +217,7 @@ class SinkWorker:
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     """``livecommerce worker sink``: run until SIGTERM/SIGINT; Prometheus /metrics on ``web_port``.
 
-    ``web_port`` (each worker's own, from ``--web-port``) rather than ``LC_METRICS_PORT`` so that
+    ``web_port`` (each worker's own, from ``--web-port``, default ``LC_WORKER_WEB_PORT``) so that
     the sink and the other jobs of one host never compete for one port.
     """
     from livecommerce.metrics import serve_metrics
@@ -231,7 +231,11 @@ def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
         get_client(dsn), database_of(dsn), sink_id=f"sink-{worker_id}",
         pseudonymiser=Pseudonymiser(settings.pseudonym_secret),
     )
-    worker = SinkWorker(settings, sink, worker_id)
+    policy = FlushPolicy(
+        max_rows=settings.sink_max_rows, max_table_rows=min(FlushPolicy.max_table_rows, settings.sink_max_rows),
+        max_age_ms=settings.sink_max_age_ms,
+    )
+    worker = SinkWorker(settings, sink, worker_id, policy=policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop_event.set())
     serve_metrics(web_port)

@@ -75,7 +75,8 @@ def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[GatewayProcess]:
 def _produce(settings: Settings, topic: str, *events: Any) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+                         "partitioner": "murmur2_random"})  # Kafka's default, as the gateway and workers use
     for event in events:
         producer.produce(settings.topic(topic), encode(event), key=TOPICS[topic].key_of(event))
     assert producer.flush(30) == 0

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
@@ -24,6 +25,9 @@ from simulator.config import ScenarioConfig
 from simulator.generator import Simulation
 from simulator.truth import Outgoing, Truth
 from tests.fixtures.kafka import consume_all, free_ports
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 pytestmark = pytest.mark.integration
 
@@ -145,16 +149,18 @@ def latest_per_room(settings: Settings) -> dict[str, RoomCounters]:
     return latest
 
 
-def warehouse_totals_equal_truth(settings: Settings, truth: Truth, expected: dict[str, tuple[int, ...]]) -> None:
+def warehouse_totals_equal_truth(
+    settings: Settings, truth: Truth, expected: dict[str, tuple[int, ...]], warehouse: tuple[Client, str]
+) -> None:
     """The real sink job drains every topic into embedded ClickHouse; raw rows and the stored
-    snapshots (latest cumulative values per room) equal the simulator's truth."""
+    snapshots (latest cumulative values per room) equal the simulator's truth.
+
+    The sink runs in this process on the session's engine (``warehouse_db``): chdb opens one data
+    directory per process, and other tests of this session read the same engine."""
     from streams.sink.sink import ClickHouseSink
     from streams.sink.worker import SinkWorker
-    from warehouse.client import get_client, preload_chdb
 
-    preload_chdb()
-    database = "counters_it"
-    client = get_client(f"chdb://{settings.data_dir}/clickhouse")
+    client, database = warehouse
     sink = SinkWorker(settings, ClickHouseSink(client, database), "it")
     thread = threading.Thread(target=sink.run)
     thread.start()
@@ -185,7 +191,9 @@ def warehouse_totals_equal_truth(settings: Settings, truth: Truth, expected: dic
     assert likes == {room: t.likes for room, t in truth.rooms.items()}
 
 
-def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Settings, workers: Workers) -> None:
+def test_sigkill_and_restart_leave_cumulative_counters_exact(
+    kafka_settings: Settings, workers: Workers, warehouse_db: tuple[Client, str]
+) -> None:
     sim = Simulation(ScenarioConfig(
         seed=11, rooms=6, duration_s=240, peak_viewers=600, invalid_share=0.02, jitter_ms=1500,
         start_ts=int(time.time() * 1000) - 3_600_000,
@@ -242,7 +250,7 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(kafka_settings: Set
 
     for log in workers.log_dir.glob("worker-*.log"):  # every room in one partition on every topic
         assert "counters_misrouted_room" not in log.read_text()
-    warehouse_totals_equal_truth(kafka_settings, truth, expected)
+    warehouse_totals_equal_truth(kafka_settings, truth, expected, warehouse_db)
 
     dead = [msgspec.json.decode(m.value(), type=DeadLetter) for m in consume_all(kafka_settings, "dead-letters")]
     for name in ("comments", "likes", "presence"):
