@@ -12,17 +12,31 @@ Measures, on this machine, the committed ONNX int8 model through the same
   (size ``batch_size`` or ``--max-wait-ms``), the 99th percentile of the time to score one
   released batch; ``p99_comment_latency_ms`` adds the time a comment waited in the batcher;
 - ``rss_mb``: peak resident memory of this process;
-- ``snownlp_comments_per_s`` and the accuracies of both on the held-out live-chat set.
+- ``snownlp_comments_per_s`` and the accuracies of both on the held-out live-chat set;
+- ``agent_comments_per_s_cold`` / ``agent_comments_per_s_realistic`` (``--agent N``, 0 skips):
+  end to end through the Faust agent, i.e. a ``livecommerce worker sentiment`` process on a broker
+  of its own (or ``--bootstrap``) working off a backlog of N comments (distinct texts, then the
+  realistic Zipf stream; a fresh worker and cache each): scored records over the span of their
+  Kafka timestamps; ``agent_cpu_s_per_1k`` is the worker's CPU seconds per 1,000 comments
+  (including start-up: an upper bound) to state its cost independently of how busy the machine is.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +53,105 @@ def _zipf_stream(pool: list[str], n: int, unique_share: float, rng: random.Rando
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _broker(bootstrap: str | None) -> Iterator[tuple[str, Path]]:
+    """A broker of our own on free ports in a temp dir (or ``bootstrap``), and a scratch dir."""
+    from livecommerce.broker import LocalKafka
+
+    tmp = Path(tempfile.mkdtemp(prefix="lc-bench-sentiment-"))
+    broker = None
+    try:
+        if bootstrap is None:
+            port, controller = _free_port(), _free_port()
+            broker = LocalKafka(tmp / "kafka", port=port, controller_port=controller, heap="512m",
+                                die_with_parent=True)
+            broker.start(timeout=180)
+            bootstrap = broker.bootstrap
+        yield bootstrap, tmp
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def agent_throughput(bootstrap: str, workdir: Path, texts: list[str], label: str) -> dict[str, Any]:
+    """Comments/s of one ``livecommerce worker sentiment`` process working off a backlog of ``texts``."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    from livecommerce.kafka_admin import create_topics, delete_topics
+    from livecommerce.settings import Settings
+    from schemas import encode
+    from schemas.events import Comment
+
+    settings = Settings.from_env({}).replace(
+        kafka_bootstrap=bootstrap, topic_prefix=f"bench{int(time.time())}{label}.", partitions=3,
+        data_dir=str(workdir / label), log_level="WARNING",
+    )
+    create_topics(settings)
+    now = int(time.time() * 1000) - 60_000
+    prod = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 20,
+                     "queue.buffering.max.messages": 1_000_000, "log_level": 3})
+    for i, text in enumerate(texts):
+        comment = Comment(event_id=f"b{i}", room_id=f"room-{i % 20}", user_id=f"u{i % 997}", text=text, ts=now + i)
+        prod.produce(settings.topic("comments"), encode(comment), comment.room_id.encode())
+        if i % 10_000 == 0:
+            prod.poll(0)
+    if prod.flush(120):
+        raise RuntimeError("could not load the bench comments into Kafka")
+    env = {**os.environ, **settings.as_env(), "LC_LOG_FORMAT": "json"}
+    log_path = workdir / f"worker-{label}.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "livecommerce.cli", "worker", "sentiment", "--worker-id", f"bench-{label}",
+             "--web-port", str(_free_port())], env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    topic = settings.topic("scored-comments")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-bench", "enable.auto.commit": False,
+                         "fetch.queue.backoff.ms": 1, "log_level": 3})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.partitions)])
+    first = last = None
+    got = 0
+    deadline = time.monotonic() + 120 + len(texts) / 100
+    try:
+        while got < len(texts) and time.monotonic() < deadline and worker.poll() is None:
+            for msg in consumer.consume(10_000, 0.2):
+                if msg.error() is not None:
+                    continue
+                got += 1
+                ts = msg.timestamp()[1]
+                first = ts if first is None else min(first, ts)
+                last = ts if last is None else max(last, ts)
+        cpu = _cpu_seconds(worker.pid) if worker.poll() is None else float("nan")
+    finally:
+        consumer.close()
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        with contextlib.suppress(Exception):
+            delete_topics(settings)
+    if got < len(texts) or first is None or last is None or last == first:
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"agent bench ({label}): {got} of {len(texts)} comments scored; worker log:\n{tail}")
+    return {
+        f"agent_comments_per_s_{label}": round((got - 1) / ((last - first) / 1000)),
+        f"agent_cpu_s_per_1k_{label}": round(cpu / got * 1000, 3),
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="livecommerce bench sentiment")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -53,6 +166,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="simulated seconds at --rate")
     parser.add_argument("--snownlp", type=int, default=1000, help="comments timed for the snownlp baseline")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--agent", type=int, default=20_000,
+                        help="comments in each end-to-end run through the Faust agent (0 skips them)")
+    parser.add_argument("--bootstrap", default=None,
+                        help="Kafka bootstrap for the agent runs (default: start a broker of our own)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -135,6 +252,19 @@ def main(argv: list[str]) -> int:
     snownlp_probabilities(sample)
     result["snownlp_comments_per_s"] = round(len(sample) / (time.perf_counter() - started))
     result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    # End to end through the Faust agent (its own process, batch size and max wait of the worker).
+    if args.agent:
+        from streams.sentiment.worker import BATCH_SIZE, MAX_WAIT_MS
+
+        result["agent_batch_size"] = BATCH_SIZE
+        result["agent_max_wait_ms"] = MAX_WAIT_MS
+        result["agent_comments"] = args.agent
+        distinct = [pool[i % len(pool)] + ("" if i < len(pool) else f" {i}") for i in range(args.agent)]
+        realistic = _zipf_stream(pool, args.agent, args.unique_share, rng)
+        with _broker(args.bootstrap) as (bootstrap, workdir):
+            result.update(agent_throughput(bootstrap, workdir, distinct, "cold"))
+            result.update(agent_throughput(bootstrap, workdir, realistic, "realistic"))
 
     for key, value in result.items():
         print(f"{key:40s} {value}")
