@@ -104,7 +104,9 @@ class WorkerProcess:
 
 
 def _producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
+    # zstd, as the simulator prefers: the Faust consumer (aiokafka) must decode every codec a producer may use
+    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random", "linger.ms": 5,
+                     "compression.type": "zstd"})
 
 
 def _wait_for(settings: Settings, topic: str, count: int, worker: WorkerProcess, timeout: float) -> list[Message]:
