@@ -358,13 +358,14 @@ class CountersWorker:
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     """``livecommerce worker counters``: run until SIGTERM/SIGINT; /metrics on ``web_port``."""
-    from livecommerce.metrics import serve_metrics
+    from livecommerce.metrics import export_stats, serve_metrics
 
     # Every event is a short-lived object: with the default thresholds the collector runs every
     # 700 allocations and now and then scans the whole (large, long-lived) state, a pause that
     # lands on the freshness tail.  Collect young objects less often.
     gc.set_threshold(50_000, 20, 100)
     worker = CountersWorker(settings, worker_id)
+    export_stats("lc_counters", worker.stats, "Counters job statistics (events, snapshots, late, dead letters...)")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop_event.set())
     serve_metrics(web_port)

@@ -357,8 +357,8 @@ def _count_results(results: list[Any], dead: int) -> None:
 
     global _results_metric, _dead_metric
     if _results_metric is None:
-        _results_metric = Metric("flash_sale_results", "Order results committed, by status", ["status"])
-        _dead_metric = Metric("flash_sale_dead_letters", "Invalid orders/payments/configs dead-lettered")
+        _results_metric = Metric("lc_flash_sale_results", "Order results committed, by status", ["status"])
+        _dead_metric = Metric("lc_flash_sale_dead_letters", "Invalid orders/payments/configs dead-lettered")
     for status, n in Counter(r.status for r in results).items():
         _results_metric.labels(status).inc(n)
     if dead and _dead_metric is not None:

@@ -85,6 +85,15 @@ def produce(settings: Settings, items: list[Outgoing]) -> None:
     assert producer.flush(60) == 0
 
 
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples of a process's Prometheus /metrics."""
+    from urllib.request import urlopen
+
+    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {name: float(value) for name, value in
+            (line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#") and "{" not in line)}
+
+
 class Workers:
     """``livecommerce worker counters`` processes, started and killed by worker id."""
 
@@ -92,9 +101,10 @@ class Workers:
         self.env = {**os.environ, **settings.as_env(), "LC_LOG_FORMAT": "console"}
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, int] = {}
 
     def start(self, worker_id: str) -> None:
-        port = free_ports(1)[0]
+        port = self.ports[worker_id] = free_ports(1)[0]
         with open(self.log_dir / f"worker-{worker_id}.log", "ab") as log:
             self.procs[worker_id] = subprocess.Popen(
                 [sys.executable, "-m", "livecommerce.cli", "worker", "counters",
@@ -250,6 +260,8 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(
 
     for log in workers.log_dir.glob("worker-*.log"):  # every room in one partition on every topic
         assert "counters_misrouted_room" not in log.read_text()
+    metrics = scrape(workers.ports["1"])  # the surviving worker's statistics reach Prometheus
+    assert metrics["lc_counters_events_total"] > 0 and metrics["lc_counters_snapshots_total"] > 0
     warehouse_totals_equal_truth(kafka_settings, truth, expected, warehouse_db)
 
     dead = [msgspec.json.decode(m.value(), type=DeadLetter) for m in consume_all(kafka_settings, "dead-letters")]
