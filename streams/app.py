@@ -20,7 +20,7 @@ one as a ``faust.Record``.
 Partitioning: Faust's producer is aiokafka's ``DefaultPartitioner`` (``producer_partitioner`` left
 unset), which is Kafka's murmur2 over the key bytes, the same as the Java client and our
 librdkafka producers (``partitioner=murmur2_random``); the integration test checks the partition
-of every produced record against :func:`streams.counters.partitioning.default_partition`.
+of every produced record against :func:`streams.partitioning.default_partition`.
 
 Topics: Faust does not create source topics and our broker has auto-creation disabled, so every
 topic is created up front by ``livecommerce topics``/``up`` (:mod:`livecommerce.kafka_admin`);

@@ -7,8 +7,6 @@ runs (docker-compose's init step) and for checking which versions a store has.
 from __future__ import annotations
 
 import argparse
-import sys
-from urllib.parse import urlparse
 
 from livecommerce.settings import Settings
 
@@ -20,11 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.commands.report import BUSY_MESSAGE, embedded_store_busy
+    from livecommerce.commands.report import refuse_busy_store
 
     dsn = settings.effective_clickhouse_dsn
-    if embedded_store_busy(dsn):
-        print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+    if refuse_busy_store(dsn):
         return 3
     from warehouse.client import database_of, get_client
     from warehouse.migrate import migrate

@@ -9,10 +9,7 @@ stop; this command does it on demand (all rooms or one) and then checks that rol
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Sequence
-from urllib.parse import urlparse
 
 from livecommerce.settings import Settings
 
@@ -25,30 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.commands.report import BUSY_MESSAGE, embedded_store_busy
+    from livecommerce.commands.report import refuse_busy_store
 
     dsn = settings.effective_clickhouse_dsn
-    if embedded_store_busy(dsn):
-        print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+    if refuse_busy_store(dsn):
         return 3
     from warehouse.client import database_of, get_client
     from warehouse.migrate import migrate
-    from warehouse.rollups import raw_rollup_query, rebuild_rollups, rollup_query
+    from warehouse.rollups import rebuild_rollups, rollup_matches_raw
 
     client = get_client(dsn)
     database = args.database or database_of(dsn)
     migrate(client, database)
     started = time.monotonic()
     rebuild_rollups(client, database, room=args.room)
-    params = {"room": args.room} if args.room is not None else None
-    rollup = client.query(rollup_query(database, args.room), parameters=params).result_rows
-    raw = client.query(raw_rollup_query(database, args.room), parameters=params).result_rows
-    agree = _rounded(rollup) == _rounded(raw)
-    print(f"rebuilt {len(rollup)} room-minutes in {time.monotonic() - started:.2f} s; "
+    minutes, agree = rollup_matches_raw(client, database, args.room)
+    print(f"rebuilt {minutes} room-minutes in {time.monotonic() - started:.2f} s; "
           + ("rollup equals the raw tables" if agree else "MISMATCH between rollup and raw tables"))
     return 0 if agree else 1
 
-
-def _rounded(rows: Sequence[Sequence[object]]) -> list[list[object]]:
-    """Float sums rounded: their last bits depend on the order of addition."""
-    return [[round(v, 6) if isinstance(v, float) else v for v in row] for row in rows]

@@ -76,6 +76,14 @@ BUSY_MESSAGE = (
 )
 
 
+def refuse_busy_store(dsn: str) -> bool:
+    """Say so on stderr and return True when another process holds the embedded store of ``dsn``."""
+    if not embedded_store_busy(dsn):
+        return False
+    print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+    return True
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     dsn = settings.effective_clickhouse_dsn
     if (args.start is None) != (args.end is None):
@@ -84,8 +92,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.start is not None and args.end <= args.start:
         print("error: --to must be after --from", file=sys.stderr)
         return 2
-    if embedded_store_busy(dsn):
-        print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+    if refuse_busy_store(dsn):
         return 3
     if urlparse(dsn).scheme == "chdb" and not Path(urlparse(dsn).path).exists():
         print(f"error: no embedded ClickHouse store at {urlparse(dsn).path} (nothing recorded yet?)", file=sys.stderr)

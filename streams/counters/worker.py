@@ -38,8 +38,8 @@ from schemas.base import Event
 from schemas.events import RoomCounters
 from streams.counters.changelog import changelog_topic, ensure_changelog, read_partition
 from streams.counters.core import CounterConfig, PartitionCounters
-from streams.counters.partitioning import default_partition
 from streams.dead_letters import parse_or_dead_letter
+from streams.partitioning import default_partition
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition

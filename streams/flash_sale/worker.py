@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any, cast
 from livecommerce.logs import get_logger
 from livecommerce.settings import Settings
 from schemas import TOPICS, DeadLetter, SaleConfig, encode
-from streams.counters.partitioning import default_partition
 from streams.dead_letters import parse_or_dead_letter
 from streams.flash_sale.changelog import (
     POSITIONS_KEY,
@@ -54,6 +53,7 @@ from streams.flash_sale.changelog import (
 )
 from streams.flash_sale.inventory import Inventory
 from streams.flash_sale.risk import RiskConfig
+from streams.partitioning import default_partition
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition

@@ -11,7 +11,7 @@ import pytest
 
 from livecommerce.settings import Settings
 from schemas import TOPICS, DeadLetter, OrderAttempt, OrderResult, SaleConfig, decode, encode
-from streams.counters.partitioning import default_partition
+from streams.partitioning import default_partition
 from tests.fixtures.kafka import consume_all
 from tests.integration.test_flash_sale_race import Worker, producer, send
 

@@ -12,7 +12,7 @@ import pytest
 
 from livecommerce.settings import REPO_ROOT
 from tests.fixtures.clickhouse import query_in_subprocess
-from warehouse.rollups import raw_rollup_query, rollup_query
+from warehouse.rollups import raw_rollup_query, rollup_query, rounded
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,6 @@ def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-def _rounded(rows: list[list[object]]) -> list[list[object]]:
-    return [[round(v, 6) if isinstance(v, float) else v for v in row] for row in rows]
-
-
 def test_migrate_is_idempotent_and_reconcile_repairs_a_double_counted_rollup(tmp_path: Path) -> None:
     dsn = f"chdb://{tmp_path / 'store'}"
     first = cli(dsn, "migrate")
@@ -51,14 +47,14 @@ def test_migrate_is_idempotent_and_reconcile_repairs_a_double_counted_rollup(tmp
     done = subprocess.run([sys.executable, "-c", _INSERT_TWICE, dsn], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    rollup, raw = (_rounded(r) for r in query_in_subprocess(dsn, [rollup_query("livecommerce"),
+    rollup, raw = (rounded(r) for r in query_in_subprocess(dsn, [rollup_query("livecommerce"),
                                                                    raw_rollup_query("livecommerce")]))
     assert raw and rollup != raw  # the repeat is counted twice by the views
 
     fixed = cli(dsn, "reconcile")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "rollup equals the raw tables" in fixed.stdout
-    rollup, raw = (_rounded(r) for r in query_in_subprocess(dsn, [rollup_query("livecommerce"),
+    rollup, raw = (rounded(r) for r in query_in_subprocess(dsn, [rollup_query("livecommerce"),
                                                                    raw_rollup_query("livecommerce")]))
     assert rollup == raw
 

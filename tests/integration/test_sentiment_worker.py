@@ -29,7 +29,7 @@ from confluent_kafka import Producer
 from livecommerce.settings import REPO_ROOT, Settings
 from schemas import decode, encode, normalize_text
 from schemas.events import Alert, Comment, ScoredComment
-from streams.counters.partitioning import default_partition
+from streams.partitioning import default_partition
 from tests.fixtures.kafka import consume_all, free_ports
 
 if TYPE_CHECKING:

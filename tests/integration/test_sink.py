@@ -23,7 +23,7 @@ from tests.fixtures.clickhouse import query_in_subprocess
 from tests.fixtures.kafka import free_ports
 from tests.integration.test_warehouse import sample_events
 from warehouse.pseudonym import pseudonymise
-from warehouse.rollups import raw_rollup_query, rollup_query
+from warehouse.rollups import raw_rollup_query, rollup_query, rounded
 from warehouse.store import NATURAL_ID
 
 pytestmark = pytest.mark.integration
@@ -197,7 +197,7 @@ def test_sigkill_mid_stream_and_restart_leave_exactly_the_produced_rows(
     for table, rows in zip(tables, results, strict=False):
         produced = len(events[next(tag for tag in events if spec_for(tag).table == table)])
         assert rows[0] == [produced, produced], table
-    rollup, raw = (_rounded(rows) for rows in results[-2:])
+    rollup, raw = (rounded(rows) for rows in results[-2:])
     assert rollup and rollup == raw
 
 
@@ -225,8 +225,3 @@ def test_the_sink_stores_pseudonyms_never_raw_viewer_ids(
         stored = set(rows[0][0]) - {""}  # likes coalesced by the gateway carry no viewer
         assert stored == {pseudonymise(u, secret) for u in raw_ids if u is not None}, table
         assert not stored & raw_ids, table
-
-
-def _rounded(rows: list[list[object]]) -> list[list[object]]:
-    """Float sums rounded: their last bits depend on the order of addition."""
-    return [[round(v, 6) if isinstance(v, float) else v for v in row] for row in rows]

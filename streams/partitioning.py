@@ -1,12 +1,12 @@
-"""Kafka's default partitioner (murmur2), to check that a room's events share one partition.
+"""Kafka's default partitioner (murmur2), to check that a key's events share one partition.
 
-Why: the counters keep a room's state with the partition that holds its events, so every
-room-keyed topic must be produced with the same partitioner.  Java clients, aiokafka/Faust and
-our own producers (librdkafka ``partitioner=murmur2_random``) use murmur2; librdkafka's default
-(``consistent_random``, CRC32) puts a room elsewhere.  The worker checks each new key with this
-function and logs the misrouted producer instead of silently splitting a room in two.
+Why: the counters keep a room's state, and the flash-sale job a SKU's stock, with the partition
+that holds its events, so every keyed topic must be produced with the same partitioner.  Java
+clients, aiokafka/Faust and our own producers (librdkafka ``partitioner=murmur2_random``) use
+murmur2; librdkafka's default (``consistent_random``, CRC32) puts a key elsewhere.  The counters
+worker logs a misrouted room instead of silently splitting it in two; the flash-sale worker
+dead-letters a misrouted SKU's message rather than give the SKU a second owner.
 """
-
 from __future__ import annotations
 
 _MASK = 0xFFFFFFFF

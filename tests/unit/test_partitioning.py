@@ -1,4 +1,4 @@
-"""Kafka's murmur2 partitioner in Python (streams.counters.partitioning)."""
+"""Kafka's murmur2 partitioner in Python (streams.partitioning)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.counters.partitioning import default_partition, murmur2
+from streams.partitioning import default_partition, murmur2
 
 
 @pytest.mark.parametrize(
