@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from bench.common import cpu_seconds, free_ports
 from livecommerce.settings import REPO_ROOT, Settings
 from schemas import TOPICS, OrderAttempt, OrderResult, SaleConfig, encode
 
@@ -58,18 +58,6 @@ end
 redis.call('HSET', KEYS[2], ARGV[1], answer)
 return answer
 """
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _producer(settings: Settings) -> Any:
@@ -155,13 +143,6 @@ def throughput(
         raise RuntimeError(f"throughput phase: {got} of {attempts} answers")
     cpu = cpu_seconds(started[-1].pid) - cpu_before  # includes start-up and restore: an upper bound
     return (attempts - 1) / ((last - first) / 1000), attempts / cpu
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), to state cost per decision
-    independently of how busy the shared machine is."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:

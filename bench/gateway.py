@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_seconds
+
 BENCH_SECRET = "bench-secret-long-enough-for-hs256-0123456789"
 
 
@@ -43,12 +45,6 @@ def _raise_nofile() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -306,7 +302,7 @@ def main(argv: list[str]) -> int:
         say(f"{connected} connected in {connect_s:.1f} s; gateway counts {peak_clients}, RSS {rss_loaded:.0f} MB; "
             f"producing {args.rate}/s per room for {args.duration:.0f} s …")
         assert gateway.proc is not None
-        cpu_before = {"gateway": _cpu_s(gateway.proc.pid), "clients": sum(_cpu_s(p.pid) for p in procs)}
+        cpu_before = {"gateway": cpu_seconds(gateway.proc.pid), "clients": sum(cpu_seconds(p.pid) for p in procs)}
         start_ms = int(time.time() * 1000)
         end_ms = start_ms + int(args.duration * 1000)
         for proc in procs:
@@ -326,8 +322,8 @@ def main(argv: list[str]) -> int:
         for proc in procs:
             assert proc.stdout is not None
             proc.stdout.readline()  # DONE
-        cpu_gateway = _cpu_s(gateway.proc.pid) - cpu_before["gateway"]
-        cpu_clients = sum(_cpu_s(p.pid) for p in procs) - cpu_before["clients"]
+        cpu_gateway = cpu_seconds(gateway.proc.pid) - cpu_before["gateway"]
+        cpu_clients = sum(cpu_seconds(p.pid) for p in procs) - cpu_before["clients"]
         samples = gateway.metrics()
         for proc in procs:
             assert proc.stdin is not None

@@ -28,7 +28,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from bench.common import free_ports
 from livecommerce.settings import REPO_ROOT, Settings
 from schemas import OrderAttempt, OrderResult, Payment, encode
 from schemas.base import Event
@@ -51,17 +51,6 @@ from streams.counters.worker import INPUTS
 
 QUIX_PYTHON = REPO_ROOT / ".lc" / "quix-venv" / "bin" / "python"
 Message = tuple[str, bytes, bytes]  # logical topic, key, value
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.common import cpu_seconds, free_ports
 
 
 def _zipf_stream(pool: list[str], n: int, unique_share: float, rng: random.Random) -> list[str]:
@@ -53,18 +54,6 @@ def _zipf_stream(pool: list[str], n: int, unique_share: float, rng: random.Rando
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextlib.contextmanager
 def _broker(bootstrap: str | None) -> Iterator[tuple[str, Path]]:
     """A broker of our own on free ports in a temp dir (or ``bootstrap``), and a scratch dir."""
@@ -74,7 +63,7 @@ def _broker(bootstrap: str | None) -> Iterator[tuple[str, Path]]:
     broker = None
     try:
         if bootstrap is None:
-            port, controller = _free_port(), _free_port()
+            port, controller = free_ports(2)
             broker = LocalKafka(tmp / "kafka", port=port, controller_port=controller, heap="512m",
                                 die_with_parent=True)
             broker.start(timeout=180)
@@ -115,7 +104,7 @@ def agent_throughput(bootstrap: str, workdir: Path, texts: list[str], label: str
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "livecommerce.cli", "worker", "sentiment", "--worker-id", f"bench-{label}",
-             "--web-port", str(_free_port())], env=env, stdout=log, stderr=subprocess.STDOUT,
+             "--web-port", str(free_ports(1)[0])], env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     topic = settings.topic("scored-comments")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-bench", "enable.auto.commit": False,
@@ -133,7 +122,7 @@ def agent_throughput(bootstrap: str, workdir: Path, texts: list[str], label: str
                 ts = msg.timestamp()[1]
                 first = ts if first is None else min(first, ts)
                 last = ts if last is None else max(last, ts)
-        cpu = _cpu_seconds(worker.pid) if worker.poll() is None else float("nan")
+        cpu = cpu_seconds(worker.pid) if worker.poll() is None else float("nan")
     finally:
         consumer.close()
         worker.terminate()
