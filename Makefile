@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The broker's jars, fetched by the same code `livecommerce up` uses (staged, keyed by the pom's digest).
 jars: $(STAMP)
-	$(BIN)/python -c "from livecommerce.broker import ensure_kafka_jars; print('kafka jars in', ensure_kafka_jars())"
+	$(BIN)/python -c "from base.broker import ensure_kafka_jars; print('kafka jars in', ensure_kafka_jars())"
 
 # Debian packages, installed only when one is missing (needs root or sudo).
 system-deps:
@@ -69,7 +69,7 @@ browser: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas livecommerce/settings.py streams sentiment ws_gateway warehouse analytics simulator
+	$(BIN)/mypy base schemas livecommerce bench streams sentiment ws_gateway warehouse analytics simulator
 
 bench: setup quix
 	$(BIN)/livecommerce bench pipeline --json

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from bench.common import cpu_seconds, free_ports
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from schemas import TOPICS, OrderAttempt, OrderResult, SaleConfig, encode
 
 ROOM = "bench-room"
@@ -254,8 +254,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of untimed traffic before it")
     args = parser.parse_args(argv)
 
-    from livecommerce.broker import LocalKafka
-    from livecommerce.kafka_admin import create_topics
+    from base.broker import LocalKafka
+    from base.kafka_admin import create_topics
     workdir = Path(tempfile.mkdtemp(prefix="lc-bench-flash-"))
     port, controller_port = free_ports(2)
     broker = LocalKafka(workdir / "kafka", port=port, controller_port=controller_port, heap="512m",

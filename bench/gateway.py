@@ -241,9 +241,9 @@ def main(argv: list[str]) -> int:
         if not args.json:
             print(*parts, flush=True)
 
-    from livecommerce.broker import LocalKafka
-    from livecommerce.kafka_admin import create_topics
-    from livecommerce.settings import Settings
+    from base.broker import LocalKafka
+    from base.kafka_admin import create_topics
+    from base.settings import Settings
     from ws_gateway.runner import GatewayProcess
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the broker and gateway

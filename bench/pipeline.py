@@ -43,7 +43,7 @@ import msgspec
 import orjson
 
 from bench.common import free_ports
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from schemas import OrderAttempt, OrderResult, Payment, encode
 from schemas.base import Event
 from schemas.events import Comment, ScoredComment
@@ -56,8 +56,8 @@ Message = tuple[str, bytes, bytes]  # logical topic, key, value
 @contextlib.contextmanager
 def bench_broker(bootstrap: str | None) -> Iterator[Settings]:
     """Settings on a fresh broker (or ``bootstrap``) with a unique topic prefix and all topics made."""
-    from livecommerce.broker import LocalKafka
-    from livecommerce.kafka_admin import create_topics, delete_topics
+    from base.broker import LocalKafka
+    from base.kafka_admin import create_topics, delete_topics
 
     tmp = Path(tempfile.mkdtemp(prefix="lc-bench-"))
     broker = None
@@ -417,7 +417,7 @@ def main(argv: list[str]) -> int:
         if not args.json:
             print(text, flush=True)
 
-    from livecommerce.logs import configure_logging
+    from base.logs import configure_logging
 
     configure_logging(Settings.from_env().replace(log_level="WARNING"))
     if not args.no_clickhouse:

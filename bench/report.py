@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from livecommerce.settings import REPO_ROOT
+from base.settings import REPO_ROOT
 
 ROOM = "bench-room"
 DURATION_MS = 2 * 3600 * 1000

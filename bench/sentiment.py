@@ -57,7 +57,7 @@ def _zipf_stream(pool: list[str], n: int, unique_share: float, rng: random.Rando
 @contextlib.contextmanager
 def _broker(bootstrap: str | None) -> Iterator[tuple[str, Path]]:
     """A broker of our own on free ports in a temp dir (or ``bootstrap``), and a scratch dir."""
-    from livecommerce.broker import LocalKafka
+    from base.broker import LocalKafka
 
     tmp = Path(tempfile.mkdtemp(prefix="lc-bench-sentiment-"))
     broker = None
@@ -79,8 +79,8 @@ def agent_throughput(bootstrap: str, workdir: Path, texts: list[str], label: str
     """Comments/s of one ``livecommerce worker sentiment`` process working off a backlog of ``texts``."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-    from livecommerce.kafka_admin import create_topics, delete_topics
-    from livecommerce.settings import Settings
+    from base.kafka_admin import create_topics, delete_topics
+    from base.settings import Settings
     from schemas import encode
     from schemas.events import Comment
 

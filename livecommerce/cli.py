@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 #: Subcommands in the order ``--help`` lists them. A module listed here that does not exist yet is skipped.
 COMMANDS = [
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from livecommerce.logs import configure_logging
+    from base.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 #: Jobs started by the demo, in start order (the sink first: it migrates the warehouse).
 DEMO_JOBS = ("sink", "flash-sale", "counters", "sentiment")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS, encode
 from simulator.pacing import Pacer
 from simulator.truth import Outgoing

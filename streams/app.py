@@ -23,7 +23,7 @@ librdkafka producers (``partitioner=murmur2_random``); the integration test chec
 of every produced record against :func:`streams.partitioning.default_partition`.
 
 Topics: Faust does not create source topics and our broker has auto-creation disabled, so every
-topic is created up front by ``livecommerce topics``/``up`` (:mod:`livecommerce.kafka_admin`);
+topic is created up front by ``livecommerce topics``/``up`` (:mod:`base.kafka_admin`);
 ``partitions`` here only tells Faust what to expect.  The app creates no topic of its own: the
 leader-election topic is disabled (no ``on_leader`` timers), and a job that adds a Table gets its
 changelog topic created by Faust with ``topic_replication_factor``.
@@ -36,7 +36,7 @@ from pathlib import Path
 import faust
 from faust.types import TopicT
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS
 
 #: Loopback only: the Faust web server (and /metrics) is for the local scraper and operators.

@@ -1,4 +1,4 @@
-"""Tunables of the gateway that are not (yet) in :class:`livecommerce.settings.Settings`.
+"""Tunables of the gateway that are not (yet) in :class:`base.settings.Settings`.
 
 Why a separate frozen dataclass: the protocol core takes plain numbers, the shell builds one
 ``GatewayConfig`` from ``Settings`` plus command-line overrides, and tests start gateways with

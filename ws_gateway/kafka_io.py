@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from livecommerce.logs import get_logger
-from livecommerce.settings import Settings
+from base.logs import get_logger
+from base.settings import Settings
 from schemas import TOPICS, ValidationError, decode
 from schemas.base import Event
 

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 
 class GatewayProcess:

@@ -28,8 +28,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from livecommerce.logs import get_logger
-from livecommerce.settings import Settings
+from base.logs import get_logger
+from base.settings import Settings
 from schemas import TOPICS, Like, OrderResult, encode, validate
 from schemas.base import Event
 from ws_gateway import metrics as m

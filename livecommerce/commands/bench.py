@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Run a benchmark (pipeline, flash-sale, sentiment, gateway, report); --json prints one JSON line."
 

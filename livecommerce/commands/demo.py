@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Run the whole system locally: Kafka, workers, gateway, a simulated live room; prints the dashboard URL."
 

@@ -6,7 +6,7 @@ import argparse
 import shutil
 import sys
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Stop the local Kafka broker (SIGTERM, then SIGKILL after --timeout); --delete-data wipes its data."
 
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.broker import BrokerError
+    from base.broker import BrokerError
     from livecommerce.commands.up import local_broker
 
     broker = local_broker(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TypeVar
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 T = TypeVar("T")
 

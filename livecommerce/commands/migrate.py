@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Apply the warehouse migrations to LC_CLICKHOUSE_DSN (idempotent); prints the versions applied."
 

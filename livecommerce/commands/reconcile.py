@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Rebuild the per-minute rollups from the raw tables (all rooms or --room) and check they agree."
 

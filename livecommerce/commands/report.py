@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Post-stream report of a room: HTML with charts (--out) and CSV tables (--csv) from ClickHouse."
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Comment sentiment model: train it, score stdin lines, or evaluate it on the held-out sets."
 

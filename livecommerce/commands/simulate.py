@@ -16,7 +16,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 if TYPE_CHECKING:
     from simulator.config import ScenarioConfig

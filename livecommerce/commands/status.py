@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Show whether the local Kafka broker runs and answers, and its topics (exit 0 up, 1 not answering, 3 down)."
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Mint a gateway token: --role host|viewer|ops --room ROOM [--sub ID] [--ttl SECONDS] [--url]."
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Create every Kafka topic with its partitions and configs on LC_KAFKA_BOOTSTRAP (existing ones are kept)."
 
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.kafka_admin import create_topics
+    from base.kafka_admin import create_topics
 
     for name in create_topics(settings, timeout=args.timeout):
         print(name)

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from livecommerce.broker import LocalKafka  # stdlib-only module: keeps --help instant
-from livecommerce.settings import Settings
+from base.broker import LocalKafka  # stdlib-only module: keeps --help instant
+from base.settings import Settings
 
 HELP = "Start the local Kafka broker (KRaft, loopback only) and create every topic; a no-op if running."
 
@@ -32,8 +32,8 @@ def local_broker(settings: Settings) -> LocalKafka:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.broker import BrokerError
-    from livecommerce.kafka_admin import TopicError, create_topics
+    from base.broker import BrokerError
+    from base.kafka_admin import TopicError, create_topics
 
     broker = local_broker(settings)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Show every room's live counters from the room-counters topic as a refreshing console table."
 

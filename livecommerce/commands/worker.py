@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 HELP = "Run a stream worker: flash-sale, counters, sentiment or sink."
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer

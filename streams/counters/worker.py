@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from livecommerce.logs import get_logger
-from livecommerce.settings import Settings
+from base.logs import get_logger
+from base.settings import Settings
 from schemas import TOPICS, ValidationError, encode
 from schemas.base import Event
 from schemas.events import RoomCounters
@@ -358,7 +358,7 @@ class CountersWorker:
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     """``livecommerce worker counters``: run until SIGTERM/SIGINT; /metrics on ``web_port``."""
-    from livecommerce.metrics import export_stats, serve_metrics
+    from base.metrics import export_stats, serve_metrics
 
     # Every event is a short-lived object: with the default thresholds the collector runs every
     # 700 allocations and now and then scans the whole (large, long-lived) state, a pause that

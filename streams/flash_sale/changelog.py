@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from livecommerce.logs import get_logger
-from livecommerce.settings import Settings
+from base.logs import get_logger
+from base.settings import Settings
 from schemas import TOPICS, DeadLetter, SaleConfig, encode
 from streams.dead_letters import parse_or_dead_letter
 from streams.flash_sale.changelog import (
@@ -371,7 +371,7 @@ _dead_metric: Any = None
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     """Run until SIGTERM/SIGINT. ``web_port`` serves Prometheus metrics on 127.0.0.1 (0 disables)."""
-    from livecommerce.metrics import serve_metrics
+    from base.metrics import serve_metrics
 
     try:
         serve_metrics(web_port)

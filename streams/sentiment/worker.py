@@ -63,8 +63,8 @@ import faust
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
-from livecommerce.logs import get_logger
-from livecommerce.settings import Settings
+from base.logs import get_logger
+from base.settings import Settings
 from schemas import ValidationError, decode, encode
 from schemas.events import Comment
 from sentiment.mood import MoodPolicy, MoodTracker

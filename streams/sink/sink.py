@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from livecommerce.logs import get_logger
+from base.logs import get_logger
 from schemas.base import Event
 from schemas.clickhouse import TABLES_BY_NAME, spec_for
 from warehouse.migrate import migrate, render

@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from livecommerce.logs import get_logger
-from livecommerce.settings import Settings
+from base.logs import get_logger
+from base.settings import Settings
 from schemas import INPUT_TOPICS, TOPICS, ValidationError, decode
 from schemas.base import Event
 from schemas.clickhouse import spec_for
@@ -220,7 +220,7 @@ def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     ``web_port`` (each worker's own, from ``--web-port``, default ``LC_WORKER_WEB_PORT``) so that
     the sink and the other jobs of one host never compete for one port.
     """
-    from livecommerce.metrics import serve_metrics
+    from base.metrics import serve_metrics
     from warehouse.client import database_of, get_client, preload_chdb
     from warehouse.pseudonym import Pseudonymiser
 

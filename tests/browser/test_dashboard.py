@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from schemas import TOPICS, SaleConfig, ScoredComment, encode
 from tests.fixtures.kafka import free_ports
 from ws_gateway.auth import mint_token

@@ -11,7 +11,7 @@ import pytest
 
 from analytics.build import build_report
 from analytics.html import render_html
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from tests.integration.test_report import DAY_MS, ROOM, START, insert, make_stream
 from warehouse.pseudonym import Pseudonymiser
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from tests.fixtures.kafka import consume_all, free_ports
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def test_every_registered_topic_exists_with_its_partitions_and_configs(kafka_set
 
 
 def test_create_topics_again_is_harmless_but_a_partition_change_is_refused(kafka_settings: Settings) -> None:
-    from livecommerce.kafka_admin import TopicError, create_topics
+    from base.kafka_admin import TopicError, create_topics
 
     assert create_topics(kafka_settings) == [kafka_settings.topic(name) for name in _registered_names()]
     with pytest.raises(TopicError, match="expected 5"):
@@ -119,7 +119,7 @@ def _processes_using(config_file: Path) -> list[int]:
 
 
 def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Path) -> None:
-    from livecommerce.broker import LIB_DIR
+    from base.broker import LIB_DIR
 
     port, controller_port = free_ports(2)
     env = {
@@ -179,7 +179,7 @@ def test_cli_up_twice_is_a_no_op_and_down_leaves_no_broker_process(tmp_path: Pat
 
 _START_AND_HANG = """
 import sys, time
-from livecommerce.broker import LocalKafka
+from base.broker import LocalKafka
 broker = LocalKafka(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), heap="384m", die_with_parent=True)
 broker.start()
 print(broker.pid(), flush=True)
@@ -189,7 +189,7 @@ time.sleep(3600)
 
 def test_a_test_broker_dies_with_a_killed_parent_and_its_pid_file_is_then_stale(tmp_path: Path) -> None:
     """A pytest run killed with SIGKILL must not leave a JVM behind (the fixture uses die_with_parent)."""
-    from livecommerce.broker import LocalKafka
+    from base.broker import LocalKafka
 
     port, controller_port = free_ports(2)
     parent = subprocess.Popen(
@@ -219,7 +219,7 @@ def test_a_test_broker_dies_with_a_killed_parent_and_its_pid_file_is_then_stale(
 def test_ensure_kafka_jars_fetches_once_replaces_stale_jars_and_then_needs_no_maven(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from livecommerce.broker import POM, ensure_kafka_jars
+    from base.broker import POM, ensure_kafka_jars
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -232,13 +232,13 @@ def test_ensure_kafka_jars_fetches_once_replaces_stale_jars_and_then_needs_no_ma
     assert any(name.startswith("kafka_2.13-") for name in names)
     assert any(name.startswith("slf4j-api-2.") for name in names)  # the 1.7 API would mute the broker log
     assert not list(lib.glob(".staging-*"))
-    monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
+    monkeypatch.setattr("base.broker.shutil.which", lambda name: None)
     assert ensure_kafka_jars(lib, POM) == lib  # up to date: Maven is not even looked for
 
 
 def test_console_producer_script_writes_keyed_messages(kafka_settings: Settings) -> None:
     """The README feeds the system with broker/kafka-console-producer; it must work with our jars."""
-    from livecommerce.broker import BROKER_DIR, ensure_kafka_jars
+    from base.broker import BROKER_DIR, ensure_kafka_jars
 
     ensure_kafka_jars()
     topic = kafka_settings.topic("orders")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import pytest
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS, OrderAttempt, OrderResult, Payment, decode
 from schemas.events import DeadLetter, RoomCounters
 from simulator.config import ScenarioConfig

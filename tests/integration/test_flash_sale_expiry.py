@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import OrderAttempt, OrderResult, SaleConfig, StockUpdate, decode
 from tests.fixtures.kafka import consume_all
 from tests.integration.test_flash_sale_race import Worker, producer, send

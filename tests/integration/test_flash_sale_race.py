@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from schemas import TOPICS, OrderAttempt, OrderResult, Payment, SaleConfig, StockUpdate, decode, encode
 from streams.flash_sale.inventory import Inventory, check_invariant
 from tests.fixtures.kafka import consume_all, free_ports

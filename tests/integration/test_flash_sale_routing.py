@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS, DeadLetter, OrderAttempt, OrderResult, SaleConfig, decode, encode
 from streams.partitioning import default_partition
 from tests.fixtures.kafka import consume_all

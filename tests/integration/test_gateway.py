@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS, Alert, OrderAttempt, OrderResult, RoomCounters, ScoredComment, StockUpdate, decode, encode
 from schemas.base import Event
 from tests.fixtures.kafka import consume_all

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from livecommerce.settings import REPO_ROOT
+from base.settings import REPO_ROOT
 from tests.fixtures.clickhouse import query_in_subprocess
 from warehouse.rollups import raw_rollup_query, rollup_query, rounded
 

@@ -30,7 +30,7 @@ from analytics.export import export_csv
 from analytics.hotwords import tokenize
 from analytics.html import render_html
 from analytics.model import Report, iso_minute
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import Alert, Comment, Like, OrderAttempt, OrderResult, Payment, Presence, SaleConfig, ScoredComment
 from schemas.base import Event
 from simulator.config import ScenarioConfig

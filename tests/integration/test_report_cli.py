@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from livecommerce.settings import REPO_ROOT
+from base.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 _HOLDER = """
 import random, sys
-from livecommerce.settings import Settings
+from base.settings import Settings
 from tests.integration.test_report import DAY_MS, START, insert, make_stream
 from warehouse.client import DEFAULT_DATABASE, get_client
 from warehouse.migrate import migrate

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 from confluent_kafka import Producer
 
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from schemas import decode, encode, normalize_text
 from schemas.events import Alert, Comment, ScoredComment
 from streams.partitioning import default_partition

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from livecommerce.cli import main
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS, Comment, OrderAttempt, ValidationError, decode
 from simulator.config import ScenarioConfig
 from simulator.generator import simulate

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from livecommerce.settings import REPO_ROOT, Settings
+from base.settings import REPO_ROOT, Settings
 from schemas import TOPICS, encode
 from schemas.base import Event
 from schemas.clickhouse import spec_for

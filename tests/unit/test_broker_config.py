@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livecommerce.broker import (
+from base.broker import (
     BrokerError,
     LocalKafka,
     cluster_id_from_bytes,
@@ -26,8 +26,8 @@ from livecommerce.broker import (
     server_properties,
     tail,
 )
-from livecommerce.kafka_admin import TopicPlan, partition_mismatches, topic_plans
-from livecommerce.settings import Settings
+from base.kafka_admin import TopicPlan, partition_mismatches, topic_plans
+from base.settings import Settings
 from schemas.topics import TOPICS
 
 ports = st.integers(min_value=1024, max_value=65535)
@@ -182,7 +182,7 @@ def test_start_refuses_a_port_taken_by_another_process(tmp_path: Path) -> None:
 
 
 def test_missing_java_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
+    monkeypatch.setattr("base.broker.shutil.which", lambda name: None)
     broker = LocalKafka(tmp_path, port=_free_port(), controller_port=_free_port())
 
     with pytest.raises(BrokerError, match="Java 17"):
@@ -190,9 +190,9 @@ def test_missing_java_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_missing_jars_without_maven_give_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from livecommerce.broker import POM, ensure_kafka_jars
+    from base.broker import POM, ensure_kafka_jars
 
-    monkeypatch.setattr("livecommerce.broker.shutil.which", lambda name: None)
+    monkeypatch.setattr("base.broker.shutil.which", lambda name: None)
 
     with pytest.raises(BrokerError, match="Maven is not installed"):
         ensure_kafka_jars(tmp_path / "lib", POM)
@@ -207,7 +207,7 @@ def _free_port() -> int:
 def test_class_archive_is_keyed_by_the_jar_set(tmp_path: Path) -> None:
     import shutil
 
-    from livecommerce.broker import shared_class_archive
+    from base.broker import shared_class_archive
 
     java = shutil.which("java") or sys.executable  # any real file works: only its path and mtime count
     (tmp_path / ".pom.sha256").write_text("a\n")

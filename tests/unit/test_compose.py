@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from livecommerce.commands.worker import JOBS
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")

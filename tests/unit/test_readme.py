@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import TOPICS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 
 def test_defaults_without_environment() -> None:

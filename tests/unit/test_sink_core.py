@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas import encode
 from schemas.events import Comment, DeadLetter
 from streams.sink.core import FlushPolicy, SinkBuffer

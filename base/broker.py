@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from livecommerce.settings import REPO_ROOT
+from base.settings import REPO_ROOT
 
 BROKER_DIR = REPO_ROOT / "broker"
 POM = BROKER_DIR / "pom.xml"

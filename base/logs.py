@@ -11,7 +11,7 @@ import sys
 
 import structlog
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 
 _configured = False
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from livecommerce.settings import Settings
+from base.settings import Settings
 from schemas.topics import TOPICS
 
 if TYPE_CHECKING:

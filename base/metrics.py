@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from livecommerce.logs import get_logger
+from base.logs import get_logger
 
 log = get_logger(__name__)
 
