@@ -100,7 +100,12 @@ class Settings:
         16384, "LC_MAX_MESSAGE_BYTES", "Largest accepted event on the wire; larger ones are dead-lettered."
     )
     max_future_skew_ms: int = _setting(
-        300_000, "LC_MAX_FUTURE_SKEW_MS", "Events stamped further in the future than this are rejected."
+        2_000, "LC_MAX_FUTURE_SKEW_MS",
+        "Events stamped further in the future than this are dead-lettered (live events: seconds, not minutes).",
+    )
+    payment_grace_ms: int = _setting(
+        3_000, "LC_PAYMENT_GRACE_MS",
+        "A payment stamped before its hold's deadline still pays if it reaches Kafka within this after it.",
     )
     log_level: str = _setting("INFO", "LC_LOG_LEVEL", "Log level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = _setting("json", "LC_LOG_FORMAT", "Log format: json (one object a line) or console.")

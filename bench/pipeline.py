@@ -6,7 +6,7 @@ the simulated comments, orders and payments) into the input topics, then measure
 
 1. ``baseline_confluent_loop_events_per_s``: a plain confluent-kafka consume + orjson + dict count
    per room and window: what Python can do with no state, no output, no guarantee (upper bound);
-2. ``events_per_s``: one :class:`~streams.counters.worker.CountersWorker` in this process, exactly
+2. ``events_per_s``: one counters :class:`~streams.runtime.runner.Runner` in this process, exactly
    once (transactions + changelog), every committed event and snapshot inserted into embedded
    ClickHouse (chdb raw tables) before the next batch;
 3. ``quix_events_per_s``: Quix Streams (its own venv: quixstreams pins confluent-kafka < 2.13) on
@@ -47,7 +47,7 @@ from base.settings import REPO_ROOT, Settings
 from schemas import OrderAttempt, OrderResult, Payment, encode
 from schemas.base import Event
 from schemas.events import Comment, ScoredComment
-from streams.counters.worker import INPUTS
+from streams.counters.job import INPUTS
 
 QUIX_PYTHON = REPO_ROOT / ".lc" / "quix-venv" / "bin" / "python"
 Message = tuple[str, bytes, bytes]  # logical topic, key, value
@@ -213,29 +213,32 @@ class ClickHouseTap:
 
 
 def counters_worker(settings: Settings, expected: int, clickhouse: bool) -> dict[str, Any]:
-    from streams.counters.worker import CountersWorker
+    """The counters job on the runtime, observed through the runner's commit hook."""
+    from streams.counters.job import RUNNER_CONFIG, counters_job
+    from streams.runtime.runner import Checkpoint, Runner
 
     tap = ClickHouseTap(settings.data_dir) if clickhouse else None
     marks: dict[str, float] = {}
     done = [0]
 
-    def listener(events: list[Event], snapshots: list[Any]) -> None:
+    def on_commit(checkpoint: Checkpoint) -> None:
+        events = checkpoint.events
         if tap is not None:
-            tap(events, snapshots)
+            tap(events, [event for _, event in checkpoint.outputs])
         if not done[0]:
             marks["start"], marks["first"] = time.perf_counter(), len(events)
             marks["cpu"] = time.process_time()
         done[0] += len(events)
         if done[0] >= expected:
             marks["end"], marks["cpu"] = time.perf_counter(), time.process_time() - marks["cpu"]
-            worker.stop_event.set()
+            runner.stop_event.set()
 
-    worker = CountersWorker(settings, "bench", listener=listener)
-    worker.run()
+    runner = Runner(settings, counters_job(), "bench", RUNNER_CONFIG, on_commit=on_commit)
+    runner.run()
     counted = done[0] - marks["first"]
     return {"events_per_s": counted / (marks["end"] - marks["start"]),
-            "events_per_cpu_s": counted / marks["cpu"], "events": done[0], "snapshots": worker.stats["snapshots"],
-            "commits": worker.stats["commits"], "clickhouse_rows": tap.rows if tap else 0}
+            "events_per_cpu_s": counted / marks["cpu"], "events": done[0], "snapshots": runner.stats["outputs"],
+            "commits": runner.stats["commits"], "clickhouse_rows": tap.rows if tap else 0}
 
 
 # ---- 3. the peer ---------------------------------------------------------------------------------

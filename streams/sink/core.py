@@ -1,11 +1,10 @@
-"""The sink's decisions, pure: which buffered events to write when, and which offsets that makes safe.
+"""The sink's decisions, pure: which buffered events to write, and when.
 
-The shell consumes Kafka messages and hands each one here as an event for a table (or as a
-skipped offset, for a message that does not decode).  :meth:`SinkBuffer.due` says when to write,
-by size and by age; :meth:`SinkBuffer.drain` returns the rows per table together with the next
-offset of every (topic, partition) they came from.  The shell commits those offsets only after
-every table's insert succeeded, so a crash at any point replays, never loses: at-least-once
-delivery into tables that collapse replays (ReplacingMergeTree on natural ids).
+The runtime hands admitted events here, each for its table.  :meth:`SinkBuffer.due` says when to
+write, by size and by age; :meth:`SinkBuffer.drain` returns the rows per table.  The runtime
+commits its input offsets only after every table's insert succeeded, so a crash at any point
+replays, never loses: at-least-once delivery into tables that collapse replays (ReplacingMergeTree
+on natural ids).
 
 Everything is flushed together rather than per table because a Kafka offset covers all tables:
 committing partition p up to offset o needs every event below o written, whatever its table.
@@ -15,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-TopicPartition = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -39,28 +36,13 @@ class FlushPolicy:
 
 
 @dataclass
-class Batch:
-    """What one flush writes (events per table) and then commits (next offset per topic-partition)."""
-
-    tables: dict[str, list[Any]]
-    offsets: dict[TopicPartition, int]
-    skipped: int
-
-    @property
-    def rows(self) -> int:
-        return sum(map(len, self.tables.values()))
-
-
-@dataclass
 class SinkBuffer:
-    """Events waiting to be written, per table, and the offsets they will make committable."""
+    """Events waiting to be written, per table."""
 
     policy: FlushPolicy = field(default_factory=FlushPolicy)
     _tables: dict[str, list[Any]] = field(default_factory=dict)
-    _offsets: dict[TopicPartition, int] = field(default_factory=dict)
     _rows: int = 0
     _largest: int = 0
-    _skipped: int = 0
     _oldest_ms: int | None = None
 
     @property
@@ -69,29 +51,17 @@ class SinkBuffer:
 
     @property
     def empty(self) -> bool:
-        """Nothing to write and nothing to commit."""
-        return not self._offsets
+        return self._rows == 0
 
-    def _seen(self, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        key = (topic, partition)
-        if offset + 1 > self._offsets.get(key, -1):
-            self._offsets[key] = offset + 1
-        if self._oldest_ms is None:
-            self._oldest_ms = now_ms
-
-    def add(self, table: str, event: Any, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        """Buffer ``event`` for ``table``; it came from ``offset`` of ``topic``/``partition``."""
+    def add(self, table: str, event: Any, now_ms: int) -> None:
+        """Buffer ``event`` for ``table``."""
         rows = self._tables.setdefault(table, [])
         rows.append(event)
         self._rows += 1
         if len(rows) > self._largest:
             self._largest = len(rows)
-        self._seen(topic, partition, offset, now_ms)
-
-    def skip(self, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        """A message that will not be written (invalid): its offset is still committed with the batch."""
-        self._skipped += 1
-        self._seen(topic, partition, offset, now_ms)
+        if self._oldest_ms is None:
+            self._oldest_ms = now_ms
 
     def due(self, now_ms: int) -> bool:
         """Whether to flush now."""
@@ -109,14 +79,14 @@ class SinkBuffer:
             return None
         return max(0, self._oldest_ms + self.policy.max_age_ms - now_ms)
 
-    def drain(self) -> Batch:
-        """Take everything buffered; the buffer is empty afterwards."""
-        batch = Batch(self._tables, self._offsets, self._skipped)
-        self._tables, self._offsets = {}, {}
-        self._rows = self._largest = self._skipped = 0
+    def drain(self) -> dict[str, list[Any]]:
+        """Take everything buffered, per table; the buffer is empty afterwards."""
+        tables = self._tables
+        self._tables = {}
+        self._rows = self._largest = 0
         self._oldest_ms = None
-        return batch
+        return tables
 
     def discard(self) -> int:
         """Drop everything (partitions lost without a chance to commit: their new owner replays them)."""
-        return self.drain().rows
+        return sum(map(len, self.drain().values()))

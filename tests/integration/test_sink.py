@@ -18,7 +18,7 @@ from base.settings import REPO_ROOT, Settings
 from schemas import TOPICS, encode
 from schemas.base import Event
 from schemas.clickhouse import spec_for
-from streams.sink.worker import STORED_TOPICS
+from streams.sink.job import STORED_TOPICS
 from tests.fixtures.clickhouse import query_in_subprocess
 from tests.fixtures.kafka import free_ports
 from tests.integration.test_warehouse import sample_events

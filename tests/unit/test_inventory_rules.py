@@ -79,7 +79,10 @@ def test_resent_order_id_gets_the_same_answer_and_changes_nothing() -> None:
     inv = opened(stock=1)
     first = order(inv, "o1", user="a")
     assert order(inv, "o1", user="a", ts=T0 + 9000) == first
-    assert order(inv, "o1", user="someone-else") == first
+    # the same id from another user is another order (ids are scoped by user and SKU): its own answer
+    foreign = order(inv, "o1", user="someone-else")
+    assert (foreign.user_id, foreign.status, foreign.reason) == ("someone-else", "rejected", "sold_out")
+    assert order(inv, "o1", user="a") == first
     assert stock(inv) == (0, 1, 0, 1)
     rejected = order(inv, "o2", user="b")
     inv.handle(SaleConfig(event_id="more", room_id="r", sku_id="s", action="restock", stock=5, ts=T0 + 2500))
@@ -106,26 +109,38 @@ def test_resent_payment_event_gets_the_same_answer() -> None:
     assert stock(inv) == (2, 0, 1, 3)
 
 
-def test_expiry_releases_by_event_time_and_payment_after_it_is_refused() -> None:
+def test_expiry_releases_by_event_time_after_the_grace_and_payment_after_it_is_refused() -> None:
     inv = opened(ttl_s=1)
-    order(inv, "o1", user="a", ts=T0 + 2000)  # held until T0 + 3000
-    inv.handle(OrderAttempt(order_id="o2", room_id="r", sku_id="s", user_id="b", ts=T0 + 3001))
+    order(inv, "o1", user="a", ts=T0 + 2000)  # held until T0 + 3000, releasable after T0 + 3000 + grace
+    after = T0 + 3000 + inv.grace_ms + inv.future_skew_ms  # no event this late could be sent within the grace
+    inv.handle(OrderAttempt(order_id="o1b", room_id="r", sku_id="s", user_id="c", ts=after))
+    assert [r.status for r in inv.take_outputs()[0].results] == ["accepted"]  # not past it yet: still held
+    inv.handle(OrderAttempt(order_id="o2", room_id="r", sku_id="s", user_id="b", ts=after + 1))
     statuses = [(r.order_id, r.status) for r in inv.take_outputs()[0].results]
     assert statuses == [("o1", "expired"), ("o2", "accepted")]
-    assert stock(inv) == (2, 1, 0, 3)
+    assert stock(inv) == (1, 2, 0, 3)
     late = pay(inv, "o1", user="a", ts=T0 + 3002)
     assert [(r.status, r.reason) for r in late] == [("payment_refused", "reservation_expired")]
-    assert stock(inv) == (2, 1, 0, 3)
+    assert stock(inv) == (1, 2, 0, 3)
+
+
+def test_a_payment_stamped_after_the_deadline_is_refused_and_releases_the_hold_at_once() -> None:
+    inv = opened(ttl_s=1)
+    order(inv, "o1", user="a", ts=T0 + 2000)
+    late = pay(inv, "o1", user="a", ts=T0 + 3001)
+    assert [(r.status, r.reason) for r in late] == [("expired", None), ("payment_refused", "reservation_expired")]
+    assert stock(inv) == (3, 0, 0, 3)
 
 
 def test_wall_clock_tick_expires_a_quiet_partition_without_moving_event_time() -> None:
     inv = opened(ttl_s=1)
     order(inv, "o1", ts=T0 + 2000)
-    assert not inv.has_due(T0 + 3000) and inv.has_due(T0 + 3001)
-    inv.tick(T0 + 3001)
+    grace = inv.grace_ms
+    assert not inv.has_due(T0 + 3000 + grace) and inv.has_due(T0 + 3001 + grace)
+    inv.tick(T0 + 3001 + grace)
     (expired,) = inv.take_outputs()[0].results
-    assert (expired.status, expired.ts) == ("expired", T0 + 3001)
-    assert inv.clock == T0 + 2000
+    assert (expired.status, expired.ts) == ("expired", T0 + 3001)  # stamped with the deadline
+    assert inv.skus["s"].clock == T0 + 2000
     assert stock(inv) == (3, 0, 0, 3)
 
 
@@ -175,8 +190,13 @@ def test_unknown_order_and_someone_elses_order_are_refused() -> None:
     inv = opened()
     order(inv, "o1", user="a")
     assert [(r.status, r.reason) for r in pay(inv, "nope", user="a")] == [("payment_refused", "unknown_order")]
-    assert [(r.status, r.reason) for r in pay(inv, "o1", user="b")] == [("payment_refused", "invalid")]
+    # another user's pay and cancel for a's order id address no order of theirs (ids are scoped by user) ...
+    assert [(r.status, r.reason) for r in pay(inv, "o1", user="b")] == [("payment_refused", "unknown_order")]
+    assert [(r.user_id, r.status, r.reason) for r in pay(inv, "o1", user="b", action="cancelled")] == [
+        ("b", "payment_refused", "unknown_order")]
     assert stock(inv) == (2, 1, 0, 3)
+    # ... and never change what the owner gets: a's own payment pays
+    assert [(r.user_id, r.status) for r in pay(inv, "o1", user="a")] == [("a", "paid")]
 
 
 def test_blocked_user_is_refused_before_anything_else() -> None:
