@@ -146,6 +146,3 @@ class Settings:
         """The settings as environment variables, to hand to child processes."""
         return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
 
-
-def get_settings() -> Settings:
-    return Settings.from_env()

@@ -42,8 +42,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from bench.common import free_ports
 from base.settings import REPO_ROOT, Settings
+from bench.common import free_ports
 from schemas import OrderAttempt, OrderResult, Payment, encode
 from schemas.base import Event
 from schemas.events import Comment, ScoredComment

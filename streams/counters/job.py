@@ -27,6 +27,7 @@ from streams.runtime.runner import RunnerConfig
 OWNED_INPUTS = ("comments", "likes", "presence")
 OTHER_INPUTS = ("scored-comments", "order-results", "stock")
 INPUTS = OWNED_INPUTS + OTHER_INPUTS
+CHANGELOG = "counters-changelog"
 
 
 class CountersTask:
@@ -66,7 +67,7 @@ def counters_job(config: CounterConfig | None = None, wall_ms: Callable[[], int]
         return task
 
     return Job(name="counters", inputs=INPUTS, owned=frozenset(OWNED_INPUTS), new_task=new_task,
-               changelog="counters-changelog")
+               changelog=CHANGELOG)
 
 
 RUNNER_CONFIG = RunnerConfig(

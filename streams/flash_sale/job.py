@@ -29,6 +29,7 @@ from streams.runtime.runner import RunnerConfig
 
 #: Input topics, all keyed by sku_id; this job alone dead-letters their invalid messages.
 INPUTS = ("orders", "payments", "sale-config")
+CHANGELOG = "flash-sale-changelog"
 
 
 def load_blocklist(settings: Settings) -> frozenset[str]:
@@ -92,7 +93,7 @@ def flash_sale_job(risk: RiskConfig, settings: Settings) -> Job:
 
     return Job(
         name="flash-sale", inputs=INPUTS, owned=frozenset(INPUTS), new_task=new_task,
-        changelog="flash-sale-changelog", static_membership=True, traced=frozenset({SaleConfig}),
+        changelog=CHANGELOG, static_membership=True, traced=frozenset({SaleConfig}),
     )
 
 

@@ -16,7 +16,7 @@ def test_every_setting_is_in_the_readme() -> None:
 
 
 def test_every_topic_with_its_key_is_in_the_readme() -> None:
-    rows = [line for line in README.splitlines() if line.startswith(f"| `")]
+    rows = [line for line in README.splitlines() if line.startswith("| `")]
     for spec in TOPICS.values():  # the topic and its key on the SAME row of the topics table
         assert any(row.startswith(f"| `{spec.name}` |") and f"| `{spec.key_field}` |" in row for row in rows), spec.name
 
