@@ -53,6 +53,10 @@ _SPECS = [
     TopicSpec("payments", Payment, "sku_id", "Payment confirmations and cancellations."),
     TopicSpec("order-results", OrderResult, "room_id", "Accepted / rejected / paid / expired answers."),
     TopicSpec(
+        "sale-config-applied", SaleConfig, "room_id",
+        "Sale configs the flash-sale job applied, once each (what the warehouse stores).",
+    ),
+    TopicSpec(
         "stock", StockUpdate, "room_id", "Latest stock of each SKU.",
         {"cleanup.policy": "compact,delete", "retention.ms": _WEEK_MS},
     ),

@@ -9,6 +9,21 @@ delivery into tables that collapse replays (ReplacingMergeTree on natural ids).
 
 Everything is flushed together rather than per table because a Kafka offset covers all tables:
 committing partition p up to offset o needs every event below o written, whatever its table.
+
+What is stored (issue 14, failures 6 and 10): the warehouse holds what the jobs DECIDED, not what
+clients sent.  :func:`stored_rows` maps one decoded message to the rows it contributes:
+
+* ``orders`` rows come from the flash-sale job's first answer to an attempt (``accepted`` or
+  ``rejected`` order results), never from the raw ``orders`` topic: the row carries the quantity
+  and time of the attempt that was decided, a re-send with another payload changes nothing (its
+  answer repeats the first one byte for byte), and a misrouted attempt, which gets no answer, is
+  never stored;
+* ``sale_config`` rows come from the configs the flash-sale job applied (topic
+  ``sale-config-applied``), so a restock of a never-opened SKU or a misrouted config is absent;
+* the other input topics are stored when their owner's stateless gate admits them
+  (:func:`owner_admits`: decodes, and sits on the partition its key hashes to).  The flash-sale job
+  answers every admitted payment, and the counters job counts every admitted comment, like and
+  presence, so admitted == decided for those.
 """
 
 from __future__ import annotations
@@ -16,7 +31,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.base import Event
+from schemas.events import OrderAttempt, OrderResult
+from schemas.topics import INPUT_TOPICS, TOPICS
+from streams.partitioning import default_partition
+
 TopicPartition = tuple[str, int]
+
+#: Statuses of an order result that decide an attempt (the others answer payments or expiries).
+ATTEMPT_DECISIONS = frozenset({"accepted", "rejected"})
+
+#: Tables never written from their own topic: their rows are derived from a decision instead.
+DERIVED_TABLES = frozenset({"orders"})
+
+
+def order_of_result(result: OrderResult) -> OrderAttempt | None:
+    """The attempt a result decided, as the flash-sale job recorded it (its quantity, its time), or
+    None when the result does not decide an attempt (a payment's answer, an expiry)."""
+    if result.status not in ATTEMPT_DECISIONS:
+        return None
+    return OrderAttempt(
+        v=result.v, order_id=result.order_id, room_id=result.room_id, sku_id=result.sku_id,
+        user_id=result.user_id, quantity=result.quantity, ts=result.attempt_ts,
+    )
+
+
+def stored_rows(table: str, event: Any) -> list[tuple[str, Any]]:
+    """The (table, row) pairs one decoded message of ``table``'s topic contributes; empty for a raw
+    order attempt (see the module docstring)."""
+    if table in DERIVED_TABLES:
+        return []
+    if type(event) is OrderResult:
+        order = order_of_result(event)
+        if order is not None:
+            return [(table, event), ("orders", order)]
+    return [(table, event)]
+
+
+def owner_admits(topic: str, event: Event, partition: int, partitions: int) -> bool:
+    """Whether the job that owns input ``topic`` (logical name) processes this decoded message: it is
+    on the partition its key field hashes to (Kafka's murmur2).  Outputs of our own jobs are always
+    admitted.  The same rule as the owners' misroute check, so that a message they dead-letter is
+    never stored."""
+    if topic not in INPUT_TOPICS:
+        return True
+    key = str(getattr(event, TOPICS[topic].key_field)).encode()
+    return default_partition(key, partitions) == partition
 
 
 @dataclass(frozen=True)
@@ -80,13 +140,22 @@ class SinkBuffer:
             self._oldest_ms = now_ms
 
     def add(self, table: str, event: Any, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        """Buffer ``event`` for ``table``; it came from ``offset`` of ``topic``/``partition``."""
+        """Buffer the rows ``event`` contributes (:func:`stored_rows`: usually itself, for ``table``);
+        it came from ``offset`` of ``topic``/``partition``, which is committable with the batch
+        even when it contributes nothing."""
+        if table in DERIVED_TABLES or type(event) is OrderResult:
+            for name, row in stored_rows(table, event):
+                self._append(name, row)
+        else:  # the hot path (comments, likes, ...): the row is the event
+            self._append(table, event)
+        self._seen(topic, partition, offset, now_ms)
+
+    def _append(self, table: str, row: Any) -> None:
         rows = self._tables.setdefault(table, [])
-        rows.append(event)
+        rows.append(row)
         self._rows += 1
         if len(rows) > self._largest:
             self._largest = len(rows)
-        self._seen(topic, partition, offset, now_ms)
 
     def skip(self, topic: str, partition: int, offset: int, now_ms: int) -> None:
         """A message that will not be written (invalid): its offset is still committed with the batch."""
