@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from warehouse.client import DsnError, check_dsn
 from warehouse.migrate import Migration, MigrationError, load_migrations, plan, render, split_statements
-from warehouse.rollups import ROLLUP_COLUMNS, ROLLUP_SOURCES
+from warehouse.rollups import COLUMNS, ROLLUP_COLUMNS, ROLLUP_SOURCES
 from warehouse.store import normalize_type
 
 versions = st.lists(st.integers(1, 50), unique=True, max_size=8).map(sorted)
@@ -48,11 +48,31 @@ def test_render_quotes_the_database_and_refuses_injection() -> None:
 
 
 def test_shipped_migrations_have_consecutive_versions_and_re_runnable_statements() -> None:
+    """Every statement may run twice (ClickHouse DDL is not transactional; an interrupted migration is
+    applied again): CREATE / ADD say IF NOT EXISTS, DROP says IF EXISTS, and an INSERT only writes
+    order-free aggregate states of the rollup, which a second copy does not change."""
     migrations = load_migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    merged = {c.stored for c in COLUMNS if c.combine == "merge"}
     for m in migrations:
         for statement in split_statements(m.sql):
-            assert "IF NOT EXISTS" in statement.upper(), (m.name, statement[:60])
+            upper = statement.upper()
+            if upper.startswith("INSERT"):
+                columns = statement.split("(", 2)[1].split(")")[0]
+                assert {c.strip() for c in columns.split(",")} - {"room_id", "minute"} <= merged, statement[:80]
+            elif upper.startswith("DROP") or " DROP COLUMN " in upper:
+                assert "IF EXISTS" in upper, (m.name, statement[:60])
+            else:
+                assert "IF NOT EXISTS" in upper, (m.name, statement[:60])
+
+
+def test_the_views_in_the_migrations_write_what_the_rebuild_writes() -> None:
+    """rebuild_rollups must insert what the views insert, expression for expression."""
+    text = " ".join(" ".join(m.sql.split()) for m in load_migrations())
+    for source, time_column, exprs in ROLLUP_SOURCES:
+        assert f"FROM {{db}}.{source} GROUP BY room_id, minute" in text, source
+        for expr in exprs:
+            assert expr in text, expr
 
 
 def test_rollup_columns_come_from_the_sources_once_each() -> None:
