@@ -26,6 +26,7 @@ from analytics.model import (
     StreamReport,
     TopComment,
 )
+from schemas.base import MAX_TS_MS, MIN_TS_MS
 
 #: Texts shaped like the attack, plus arbitrary text (which includes the rest of the alphabet).
 hostile = st.one_of(
@@ -34,18 +35,19 @@ hostile = st.one_of(
 )
 ints = st.integers(-(10**6), 10**15)
 floats = st.floats(-1e6, 1e6, allow_nan=False)
+times = st.integers(MIN_TS_MS, MAX_TS_MS)  # what the warehouse can hold
 
 skus = st.builds(SkuFigures, sku_id=hostile, title=hostile, price_cents=ints, attempts=ints, accept_rate=floats,
                  sold_out_at_ms=st.none() | ints, rejections=st.dictionaries(hostile, ints, max_size=3))
-comments = st.builds(TopComment, ts_ms=ints, user=hostile, text=hostile, score=floats)
-alerts = st.builds(AlertRow, ts_ms=ints, kind=hostile, level=hostile, message=hostile, value=floats, threshold=floats)
-minutes = st.builds(MinuteRow, minute_ms=st.integers(0, 10**13), comments=ints, sentiment_sum=floats)
+comments = st.builds(TopComment, ts_ms=times, user=hostile, text=hostile, score=floats)
+alerts = st.builds(AlertRow, ts_ms=times, kind=hostile, level=hostile, message=hostile, value=floats, threshold=floats)
+minutes = st.builds(MinuteRow, minute_ms=times, comments=ints, sentiment_sum=floats)
 figures = st.builds(Figures, comments=ints, avg_online=floats, sentiment_avg=st.none() | floats)
 streams = st.builds(
-    StreamReport, room_id=hostile, start_ms=st.integers(0, 10**13), end_ms=st.integers(0, 10**13), label=hostile,
+    StreamReport, room_id=hostile, start_ms=times, end_ms=times, label=hostile,
     figures=figures, minutes=st.lists(minutes, max_size=2),
     online=st.lists(st.tuples(ints, ints), max_size=2), skus=st.lists(skus, max_size=3),
-    spikes=st.lists(st.builds(Spike, minute_ms=st.integers(0, 10**13), negative=ints, scored=ints, share=floats),
+    spikes=st.lists(st.builds(Spike, minute_ms=times, negative=ints, scored=ints, share=floats),
                     max_size=2),
     top_positive=st.lists(comments, max_size=2), top_negative=st.lists(comments, max_size=2),
     hot_words=st.lists(st.tuples(hostile, ints), max_size=3), hot_words_exact=st.booleans(),
