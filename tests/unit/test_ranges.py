@@ -123,3 +123,4 @@ def test_a_decoded_snapshot_beyond_the_range_is_still_refused() -> None:
     )
     with pytest.raises(ValidationError):
         decode(RoomCounters, raw, now_ms=WALL)
+
