@@ -197,14 +197,15 @@ def confluent_loop(settings: Settings, expected: int) -> dict[str, float]:
 
 
 class ClickHouseTap:
-    """The project's :class:`~streams.sink.sink.ClickHouseSink`, embedded: each committed batch
-    (events and snapshots) is inserted into embedded ClickHouse before the worker goes on."""
+    """The project's ClickHouse writer (:class:`~warehouse.writer.WarehouseWriter`), embedded: each
+    committed batch (events and snapshots) is inserted into embedded ClickHouse before the worker
+    goes on."""
 
     def __init__(self, data_dir: str) -> None:
-        from streams.sink.sink import ClickHouseSink
         from warehouse.client import get_client
+        from warehouse.writer import WarehouseWriter
 
-        self.sink = ClickHouseSink(get_client(f"chdb://{data_dir}/clickhouse"), "lc_bench", "bench")
+        self.sink = WarehouseWriter(get_client(f"chdb://{data_dir}/clickhouse"), "lc_bench", "bench")
         self.sink.start()
         self.rows = 0
 

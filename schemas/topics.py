@@ -48,6 +48,12 @@ _SPECS = [
     TopicSpec("comments", Comment, "room_id", "Viewers' chat comments, as sent."),
     TopicSpec("likes", Like, "room_id", "Likes, possibly coalesced (count > 1)."),
     TopicSpec("presence", Presence, "room_id", "Viewer join / leave / heartbeat."),
+    # Before "sale-config" on purpose: code that maps an event type to its topic with
+    # {spec.event: spec for spec in TOPICS.values()} (last wins) must get the INPUT topic for SaleConfig.
+    TopicSpec(
+        "sale-config-applied", SaleConfig, "room_id",
+        "Sale configs the flash-sale job applied, once each (what the warehouse stores).",
+    ),
     TopicSpec("sale-config", SaleConfig, "sku_id", "Flash-sale open / close / restock per SKU."),
     TopicSpec("orders", OrderAttempt, "sku_id", "Order attempts; order_id is the idempotency key."),
     TopicSpec("payments", Payment, "sku_id", "Payment confirmations and cancellations."),

@@ -74,6 +74,9 @@ class Outputs:
     alerts: list[Alert] = field(default_factory=list)
     config_errors: list[tuple[SaleConfig, str]] = field(default_factory=list)
     """Sale-config events that could not apply, with why (the worker dead-letters them)."""
+    applied_configs: list[SaleConfig] = field(default_factory=list)
+    """Sale-config events that took effect, once each (the worker produces them to
+    ``sale-config-applied``, the warehouse's source of sale configs)."""
 
 
 class Inventory:
@@ -209,6 +212,7 @@ class Inventory:
         else:  # close: no new orders; existing holds stay payable until they expire
             sku.closed_at = now
         sku.config_ids.append(cfg.event_id)
+        self.out.applied_configs.append(cfg)
         self._dirty_skus[sku.sku_id] = None
 
     # ----------------------------------------------------------------- order attempts

@@ -65,6 +65,7 @@ class FlashSaleTask:
         out, stock = self.inventory.take_outputs()
         outputs = self._outputs
         outputs += [("order-results", r) for r in out.results]
+        outputs += [("sale-config-applied", c) for c in out.applied_configs]
         outputs += [("stock", s) for s in stock]
         outputs += [("alerts", a) for a in out.alerts]
         self._rejections += [(cfg, "SaleConfigRejected", reason) for cfg, reason in out.config_errors]

@@ -8,12 +8,56 @@ on natural ids).
 
 Everything is flushed together rather than per table because a Kafka offset covers all tables:
 committing partition p up to offset o needs every event below o written, whatever its table.
+
+What is stored: the warehouse holds what the jobs DECIDED, not what clients sent.
+:func:`stored_rows` maps one admitted event to the rows it contributes:
+
+* ``orders`` rows come from the flash-sale job's first answer to an attempt (``accepted`` or
+  ``rejected`` order results), never from the raw ``orders`` topic: the row carries the quantity
+  and time of the attempt that was decided, a re-send with another payload changes nothing (its
+  answer repeats the first one), and a misrouted attempt, which gets no answer, is never stored;
+* ``sale_config`` rows come from the configs the flash-sale job applied (topic
+  ``sale-config-applied``), so a restock of a never-opened SKU or a misrouted config is absent;
+* the other topics are stored when the runtime's gate admits them, the same gate their owning job
+  runs (valid, keyed by their key field, on the partition that key hashes to), so admitted ==
+  decided for those.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from schemas.events import OrderAttempt, OrderResult
+
+#: Statuses of an order result that decide an attempt (the others answer payments or expiries).
+ATTEMPT_DECISIONS = frozenset({"accepted", "rejected"})
+
+#: Tables never written from their own topic: their rows are derived from a decision instead.
+DERIVED_TABLES = frozenset({"orders"})
+
+
+def order_of_result(result: OrderResult) -> OrderAttempt | None:
+    """The attempt a result decided, as the flash-sale job recorded it (its quantity, its time), or
+    None when the result does not decide an attempt (a payment's answer, an expiry)."""
+    if result.status not in ATTEMPT_DECISIONS:
+        return None
+    return OrderAttempt(
+        v=result.v, order_id=result.order_id, room_id=result.room_id, sku_id=result.sku_id,
+        user_id=result.user_id, quantity=result.quantity, ts=result.attempt_ts,
+    )
+
+
+def stored_rows(table: str, event: Any) -> list[tuple[str, Any]]:
+    """The (table, row) pairs one admitted event of ``table``'s topic contributes; empty for a raw
+    order attempt (see the module docstring)."""
+    if table in DERIVED_TABLES:
+        return []
+    if type(event) is OrderResult:
+        order = order_of_result(event)
+        if order is not None:
+            return [(table, event), ("orders", order)]
+    return [(table, event)]
 
 
 @dataclass(frozen=True)
@@ -54,14 +98,21 @@ class SinkBuffer:
         return self._rows == 0
 
     def add(self, table: str, event: Any, now_ms: int) -> None:
-        """Buffer ``event`` for ``table``."""
+        """Buffer the rows ``event`` contributes (:func:`stored_rows`: usually itself, for ``table``)."""
+        if table in DERIVED_TABLES or type(event) is OrderResult:
+            for name, row in stored_rows(table, event):
+                self._append(name, row)
+        else:  # the hot path (comments, likes, ...): the row is the event
+            self._append(table, event)
+        if self._oldest_ms is None:
+            self._oldest_ms = now_ms
+
+    def _append(self, table: str, row: Any) -> None:
         rows = self._tables.setdefault(table, [])
-        rows.append(event)
+        rows.append(row)
         self._rows += 1
         if len(rows) > self._largest:
             self._largest = len(rows)
-        if self._oldest_ms is None:
-            self._oldest_ms = now_ms
 
     def due(self, now_ms: int) -> bool:
         """Whether to flush now."""

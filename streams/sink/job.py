@@ -25,21 +25,23 @@ from schemas.clickhouse import spec_for
 from streams.runtime.job import Job, Output, Record
 from streams.runtime.runner import RunnerConfig
 from streams.sink.core import FlushPolicy, SinkBuffer
-from streams.sink.sink import BUFFERED, ClickHouseSink
+from warehouse.writer import WarehouseWriter
 
 log = get_logger(__name__)
 
 #: Logical topics stored by the sink (every topic that has a raw table).
+#: Orders are stored from their decisions (order-results) and sale configs from the configs the flash
+#: sale applied (sale-config-applied), never from what clients sent (streams/sink/core.py).
 STORED_TOPICS = (
-    "comments", "scored-comments", "likes", "presence", "sale-config", "orders", "payments",
+    "comments", "scored-comments", "likes", "presence", "sale-config-applied", "payments",
     "order-results", "stock", "room-counters", "alerts", "dead-letters",
 )
 
 
 class BufferedSink:
-    """The runner's Sink: a :class:`SinkBuffer` in front of a :class:`ClickHouseSink`."""
+    """The runner's Sink: a :class:`SinkBuffer` in front of a :class:`~warehouse.writer.WarehouseWriter`."""
 
-    def __init__(self, sink: ClickHouseSink, policy: FlushPolicy | None = None) -> None:
+    def __init__(self, sink: WarehouseWriter, policy: FlushPolicy | None = None) -> None:
         self.sink = sink
         self.buffer = SinkBuffer(policy or FlushPolicy())
         self.rows = 0
@@ -49,7 +51,7 @@ class BufferedSink:
         buffer = self.buffer
         for event in events:
             buffer.add(spec_for(type(event)).table, event, wall_ms)
-        BUFFERED.set(buffer.rows)
+        self.sink.stats["buffered_rows_max"] = max(self.sink.stats["buffered_rows_max"], buffer.rows)
 
     def due(self, wall_ms: int) -> bool:
         return self.buffer.due(wall_ms)
@@ -59,7 +61,6 @@ class BufferedSink:
         tables = self.buffer.drain()
         started = time.monotonic()
         rows = self.sink.write_tables(tables)
-        BUFFERED.set(0)
         self.rows += rows
         self.batches += 1
         log.info("sink_flushed", rows=rows, tables=len(tables), seconds=round(time.monotonic() - started, 3))
@@ -114,8 +115,8 @@ def open_sink(settings: Settings, worker_id: str) -> BufferedSink:
     dsn = settings.effective_clickhouse_dsn
     if dsn.startswith("chdb:"):
         preload_chdb()  # before any thread starts: importing chdb moves the working directory
-    sink = ClickHouseSink(get_client(dsn), database_of(dsn), sink_id=f"sink-{worker_id}",
-                          pseudonymiser=Pseudonymiser(settings.pseudonym_secret))
+    sink = WarehouseWriter(get_client(dsn), database_of(dsn), sink_id=f"sink-{worker_id}",
+                           pseudonymiser=Pseudonymiser(settings.pseudonym_secret))
     sink.start()
     policy = FlushPolicy(max_rows=settings.sink_max_rows,
                          max_table_rows=min(FlushPolicy.max_table_rows, settings.sink_max_rows),
@@ -125,10 +126,12 @@ def open_sink(settings: Settings, worker_id: str) -> BufferedSink:
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
     """``livecommerce worker sink``: run until SIGTERM/SIGINT; Prometheus /metrics on ``web_port``."""
+    from base.metrics import export_stats
     from streams.runtime.run import run_job
     from streams.runtime.runner import Runner
 
     into = open_sink(settings, worker_id)
+    export_stats("lc_sink", into.sink.stats, "ClickHouse writer statistics (rows per table, batches, flush ms)")
     try:
         return run_job(settings, Runner(settings, sink_job(into), worker_id, RUNNER_CONFIG, sink=into), web_port)
     finally:

@@ -169,7 +169,7 @@ def warehouse_totals_equal_truth(
     directory per process, and other tests of this session read the same engine."""
     from streams.runtime.runner import Runner
     from streams.sink.job import RUNNER_CONFIG, BufferedSink, sink_job
-    from streams.sink.sink import ClickHouseSink
+    from warehouse.writer import WarehouseWriter as ClickHouseSink
 
     client, database = warehouse
     store = ClickHouseSink(client, database)

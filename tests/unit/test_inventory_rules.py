@@ -212,3 +212,18 @@ def test_stock_updates_come_once_per_changed_sku_per_batch() -> None:
         inv.handle(OrderAttempt(order_id=f"o{i}", room_id="r", sku_id="s", user_id=f"u{i}", ts=T0 + 2000))
     _, updates = inv.take_outputs()
     assert [(u.available, u.reserved, u.sold, u.total) for u in updates] == [(2, 3, 0, 5)]
+
+
+def test_applied_configs_are_reported_once_and_rejected_ones_never() -> None:
+    """The warehouse stores sale configs from this list (issue 14.6): a restock of a never-opened SKU
+    is not in it, a re-sent config id is not in it twice."""
+    inv = Inventory()
+    never = SaleConfig(event_id="rs", room_id="r", sku_id="s", action="restock", stock=4, ts=T0)
+    opening = SaleConfig(event_id="o1", room_id="r", sku_id="s", action="open", stock=3, price_cents=100,
+                         starts_at=T0, ends_at=T0 + 10_000, ts=T0)
+    restock = SaleConfig(event_id="rs2", room_id="r", sku_id="s", action="restock", stock=2, ts=T0 + 1)
+    for cfg in (never, opening, opening, restock, restock):
+        inv.handle(cfg)
+    out = inv.take_outputs()[0]
+    assert [c.event_id for c in out.applied_configs] == ["o1", "rs2"]
+    assert [c.event_id for c, _ in out.config_errors] == ["rs"]
