@@ -286,6 +286,7 @@ class Runner:
         dead: list[DeadLetter] = []
         sources: dict[int, tuple[str, int, int, bytes | None, bytes | None]] = {}
         traced = self.job.traced
+        admitted = False  # any message whose offset is now ours to commit (even one the gate skipped)
         for msg in messages:
             error = msg.error()
             topic, p, offset = msg.topic(), msg.partition(), msg.offset()
@@ -298,6 +299,7 @@ class Runner:
             if not positions.admit(topic, p, offset):
                 self.stats["skipped_stale"] += 1
                 continue
+            admitted = True
             self._at_end.discard((topic, p))
             key, raw = msg.key(), msg.value()
             verdict = gate.check(topic, p, offset, key, raw, wall)
@@ -312,7 +314,7 @@ class Runner:
             batch.append(verdict)
             if traced and type(verdict) in traced:
                 sources[id(verdict)] = (topic, p, offset, key, raw)
-        if not by_part and not dead:
+        if not admitted:
             return
         self._begin()
         self._pending = True
