@@ -9,7 +9,6 @@ real embedded ClickHouse engine (chdb), with the real flash-sale core and the si
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -64,15 +63,14 @@ def test_orders_keep_the_attempt_that_was_decided(warehouse_db: tuple[Client, st
         for i in range(34)
     ]
     resent = [msgspec.structs.replace(a, quantity=1, ts=a.ts + MINUTE) for a in sent]  # a minute later
-    offsets = itertools.count()
     for attempts in (sent, resent):
         buffer = SinkBuffer()
         for attempt in attempts:
-            buffer.add("orders", attempt, "lc.orders", 0, next(offsets), now_ms=0)
+            buffer.add("orders", attempt, now_ms=0)
             inv.handle(attempt)
         for result in inv.take_outputs()[0].results:
-            buffer.add("order_results", result, "lc.order-results", 0, next(offsets), now_ms=0)
-        writer.write_tables(buffer.drain().tables)
+            buffer.add("order_results", result, now_ms=0)
+        writer.write_tables(buffer.drain())
 
     db_name = render("{db}", db)
     rows = client.query(
