@@ -118,6 +118,22 @@ def parse_client_message(raw: str | bytes) -> AnyClientMessage:
         raise ProtocolError("invalid_json", f"not valid JSON: {exc}") from None
 
 
+class _RefOnly(msgspec.Struct):
+    ref: Ref | None = None
+
+
+_ref_decoder = msgspec.json.Decoder(_RefOnly)
+
+
+def ref_of(raw: bytes) -> str | None:
+    """The ``ref`` of a frame that did not parse as a message, if it has a usable one, so that the client
+    can match the error to what it sent."""
+    try:
+        return _ref_decoder.decode(raw).ref
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """JSON bytes of a gateway message (sent as a text frame)."""
     return _encoder.encode(message)

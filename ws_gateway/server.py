@@ -73,6 +73,7 @@ from ws_gateway.protocol import (
     ack,
     error,
     parse_client_message,
+    ref_of,
 )
 from ws_gateway.protocol import encode as encode_message
 from ws_gateway.rooms import Audience, RoomState
@@ -168,7 +169,7 @@ class Gateway:
         self.restart_policy = RestartPolicy()
         self.supervisor = Supervisor(self.restart_policy, self._on_fatal)
         self._failed: asyncio.Future[tuple[str, BaseException]] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: dict[ServerConnection, asyncio.Task[None]] = {}
         self._like_seq = 0
         self._last_sweep = 0.0
         self.origins: frozenset[str | None] = frozenset()
@@ -312,12 +313,17 @@ class Gateway:
             if claims.role == "viewer" and claims.room is not None:
                 self.hub.add_viewer(ws, claims.room, claims.sub)
             async for raw in ws:
-                if ws not in self.lags:  # closed by the gateway (slow, expired, abusive); its close is under way
+                if ws not in self.lags:  # closed by the gateway (slow, expired, abusive): let its close finish,
+                    await self._closed(ws)  # or returning would close with 1000 first
                     return
                 if is_expired(session.claims, time.time()):
                     self._close(ws, CloseCode.TOKEN_EXPIRED, "token expired", "token_expired")
+                    await self._closed(ws)
                     return
                 penalty = await self._on_frame(session, raw)
+                if ws not in self.lags:
+                    await self._closed(ws)
+                    return
                 if penalty > 0:  # throttle: this socket's next frame is read later; nobody else waits
                     await asyncio.sleep(penalty)
         except ConnectionClosed:
@@ -358,7 +364,7 @@ class Gateway:
         try:
             message = parse_client_message(data)
         except ProtocolError as exc:
-            return self._refuse(session, exc.code, exc.message, None, data, now)
+            return self._refuse(session, exc.code, exc.message, ref_of(data), data, now)
         if isinstance(message, Ping):
             self._write(ws, encode_message({"type": "pong", "ref": message.ref}), "pong")
             return 0.0
@@ -619,8 +625,14 @@ class Gateway:
         self.hub.remove(ws)
         m.CLOSED.labels(metric_reason).inc()
         task = asyncio.create_task(ws.close(code, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing[ws] = task
+        task.add_done_callback(lambda _task: self._closing.pop(ws, None))
+
+    async def _closed(self, ws: ServerConnection) -> None:
+        """Wait for the gateway's own close of ``ws`` (its code, not the handler's 1000, reaches the client)."""
+        task = self._closing.get(ws)
+        if task is not None:
+            await asyncio.shield(task)
 
 
 class _LikeOutcome:
