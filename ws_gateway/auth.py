@@ -84,6 +84,11 @@ class Claims:
         """Which cut of a room's updates this client gets: ops see what hosts see."""
         return "viewer" if self.role == "viewer" else "host"
 
+    @property
+    def order_results_of(self) -> tuple[str, str] | None:
+        """The (room, user) whose order results reach this connection: a viewer's own; nobody else's."""
+        return (self.room, self.sub) if self.role == "viewer" and self.room is not None else None
+
 
 def mint_token(secret: str, *, sub: str, role: Role, room: str | None, now_s: int, ttl_s: int = 3600) -> str:
     """A signed token for ``sub``; ``room`` may be None only for ops."""

@@ -122,7 +122,7 @@ class OutputReader:
                 missing = [t for t in self._names if t not in metadata.topics]
                 if missing:
                     raise LookupError(f"topics missing: {', '.join(missing)} (run `livecommerce topics`)")
-                since = int((time.time() - self.lookback_s) * 1000)
+                since = now_ms() - int(self.lookback_s * 1000)
                 wanted = [TopicPartition(t, p, since) for t in self._names for p in metadata.topics[t].partitions]
                 start = consumer.offsets_for_times(wanted, timeout=10)
                 for tp in start:

@@ -84,6 +84,11 @@ TICK_S = 0.05
 SWEEP_S = 1.0
 
 DedupeKey = tuple[str, str, str, str]
+
+
+def wall_s() -> float:
+    """Wall-clock seconds from the project's one clock (token ``exp`` is in Unix seconds)."""
+    return now_ms() / 1000
 Waiter = tuple[ServerConnection, str | None]
 
 
@@ -147,7 +152,7 @@ class Gateway:
         self.settings = settings
         self.config = config
         self.instance_id = config.instance_id or uuid.uuid4().hex[:12]
-        self.epoch = f"{self.instance_id}-{int(time.time())}"
+        self.epoch = f"{self.instance_id}-{int(wall_s())}"
         self.policy = BufferPolicy(config.buffer_high_water, config.buffer_limit, config.max_behind_s)
         self.rooms: dict[str, RoomState] = {}
         self.hub: Hub[ServerConnection] = Hub()
@@ -292,7 +297,7 @@ class Gateway:
     async def handler(self, ws: ServerConnection) -> None:
         try:
             claims = verify_token(self.config.jwt_secret, token_of(ws.request),  # type: ignore[arg-type]
-                                  now_s=int(time.time()))
+                                  now_s=int(wall_s()))
         except AuthError as exc:
             m.AUTH_FAILURES.labels(exc.code.name.lower()).inc()
             await ws.close(exc.code, exc.reason)
@@ -310,13 +315,13 @@ class Gateway:
             self.sessions[ws] = session
             self.lags[ws] = ClientLag()
             self._schedule_expiry(session)
-            if claims.role == "viewer" and claims.room is not None:
-                self.hub.add_viewer(ws, claims.room, claims.sub)
+            if claims.order_results_of is not None:
+                self.hub.add_viewer(ws, *claims.order_results_of)
             async for raw in ws:
                 if ws not in self.lags:  # closed by the gateway (slow, expired, abusive): let its close finish,
                     await self._closed(ws)  # or returning would close with 1000 first
                     return
-                if is_expired(session.claims, time.time()):
+                if is_expired(session.claims, wall_s()):
                     self._close(ws, CloseCode.TOKEN_EXPIRED, "token expired", "token_expired")
                     await self._closed(ws)
                     return
@@ -339,7 +344,7 @@ class Gateway:
         """Warn before ``exp``, close at ``exp`` (idle or not); a renewal reschedules both."""
         session.cancel_timers()
         loop = asyncio.get_running_loop()
-        now = time.time()
+        now = wall_s()
         plan = expiry_plan(session.claims, now, self.config.renew_ahead_s)
         session.timers.append(loop.call_later(max(plan.warn_at - now, 0.0), self._warn_expiry, session))
         session.timers.append(loop.call_later(max(plan.close_at - now, 0.0), self._expire, session))
@@ -350,7 +355,7 @@ class Gateway:
                         "token_expiring")
 
     def _expire(self, session: Session) -> None:
-        if is_expired(session.claims, time.time()):
+        if is_expired(session.claims, wall_s()):
             m.AUTH_FAILURES.labels("token_expired").inc()
             self._close(session.ws, CloseCode.TOKEN_EXPIRED, "token expired", "token_expired")
         else:  # the clock fired a hair early: try again at exp
@@ -390,7 +395,7 @@ class Gateway:
 
     def _renew(self, session: Session, message: Renew, now: float) -> float:
         try:
-            session.claims = renew(self.config.jwt_secret, session.claims, message.token, now_s=int(time.time()))
+            session.claims = renew(self.config.jwt_secret, session.claims, message.token, now_s=int(wall_s()))
         except AuthError as exc:  # the connection keeps its old expiry; no dead letter: the frame holds a token
             m.RENEWALS.labels("refused").inc()
             return self._refuse(session, "renew_refused", exc.reason, message.ref, None, now)
