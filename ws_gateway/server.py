@@ -445,8 +445,8 @@ class Gateway:
         if isinstance(action, LikeAction):
             if key is not None and not self._first_time(ws, kind, key, action.ref, now):
                 return 0.0
-            ticket = LikeTicket(ws, action.ref, key, action.count) if action.ref or key else None
-            self.likes.add(room, action.count, now, ticket)  # acked once its batch is delivered
+            # answered once its batch's delivery report is back: an ack (if it asked: ref or key), or the error
+            self.likes.add(room, action.count, now, LikeTicket(ws, action.ref, key, action.count))
             m.ACTIONS.labels(kind, "queued").inc()
             return 0.0
         if isinstance(action, OrderAction):
@@ -538,7 +538,8 @@ class Gateway:
                                                                                                     answer)
             for conn, ref in waiters:
                 if err is None:
-                    self._write(conn, ack("like", ref, **answer), "ack")
+                    if ref is not None or ticket.key is not None:
+                        self._write(conn, ack("like", ref, **answer), "ack")
                 else:
                     self._error(conn, "produce_failed", f"like not written to Kafka, retry: {err}", ref)
         m.ACTIONS.labels("like", "accepted" if err is None else "produce_failed").inc(len(batch.tickets))
