@@ -38,6 +38,7 @@ from tests.integration.test_gateway import (
     produce,
     recv_json,
     recv_until,
+    stock,
     token,
 )
 from ws_gateway.runner import GatewayProcess
@@ -136,6 +137,8 @@ def test_thirty_slow_clients_dropped_at_once_stop_nobody(kafka_settings: Setting
         likes = asyncio.create_task(liker(viewer, stop_liking))
         batches = 0
 
+        last_counters: dict[str, Any] = {}
+
         async def host_reads_without_gaps(quiet: float) -> None:
             nonlocal seq
             while True:
@@ -145,6 +148,7 @@ def test_thirty_slow_clients_dropped_at_once_stop_nobody(kafka_settings: Setting
                     return
                 assert update["type"] == "update" and update["seq"] == seq + 1, (update.get("type"), seq)
                 seq = update["seq"]
+                last_counters.update(update.get("counters") or {})
 
         while gw.metrics().get("lc_gateway_slow_clients_dropped_total", 0) < 30 and batches < 300:
             t = now_ms()
@@ -158,9 +162,14 @@ def test_thirty_slow_clients_dropped_at_once_stop_nobody(kafka_settings: Setting
             await asyncio.to_thread(produce, s, "room-counters", counters("r1", now_ms() + i, online=1000 + i))
             await host_reads_without_gaps(0.5)
         await host_reads_without_gaps(1.0)
+        assert last_counters["online"] == 1004  # the quiet room's last change was flushed
+        await send_json(viewer, {"type": "comment", "text": "still here?", "ref": "after-drop"})
         stop_liking.set()
         replies = await likes
-        acked = {m["ref"] for m in replies if m["type"] == "ack"}
+        if not any(m.get("ref") == "after-drop" for m in replies):
+            replies += await recv_until(viewer, lambda m: m.get("ref") == "after-drop")
+        acked = {m["ref"] for m in replies if m["type"] == "ack"} - {"after-drop"}
+        assert any(m["type"] == "ack" and m.get("ref") == "after-drop" for m in replies)  # comments acked too
         assert [m for m in replies if m["type"] == "error"] == []
         assert acked == {f"l{i}" for i in range(1, likes_sent + 1)}  # every like acked, none lost
         codes = await asyncio.gather(*(asyncio.to_thread(close_code_of_stalled, sock) for sock in slow))
@@ -412,3 +421,23 @@ def test_a_like_is_acked_only_once_it_is_in_kafka_and_a_failed_write_is_reported
     assert retried["type"] == "ack" and retried["count"] == 3, retried
     likes = decoded(s, "likes", Like, expected=1)
     assert sum(like.count for like in likes) == 3
+
+
+def test_a_worker_output_stamped_too_far_ahead_does_not_freeze_what_clients_see(kafka_settings: Settings) -> None:
+    """A newer ``ts`` wins in a room's state: one stock update stamped minutes ahead would hide every real
+    update of that SKU until then.  The gateway refuses outputs beyond ``LC_MAX_FUTURE_SKEW_MS``."""
+    s = kafka_settings.replace(max_future_skew_ms=5_000)
+
+    async def scenario(gw: GatewayProcess) -> dict[str, Any]:
+        async with await open_ws(gw, token(s, "host", "r1")) as ws:
+            await ws.send('{"type":"subscribe"}')
+            await recv_json(ws)
+            produce(s, "stock", stock("r1", "sku-1", 1, ts=now_ms() + 295_000))  # the forged one
+            produce(s, "stock", stock("r1", "sku-1", 9))  # the real one, after it
+            seen = await recv_until(ws, lambda m: "sku-1" in (m.get("stock") or {}))
+            return dict(seen[-1]["stock"]["sku-1"])
+
+    with GatewayProcess(s) as gw:
+        shown = asyncio.run(scenario(gw))
+        assert gw.metrics()["lc_gateway_invalid_records_total"] == 1
+    assert shown["available"] == 9
