@@ -12,7 +12,11 @@ buys nothing, and the number of sockets per user is itself capped.
   strikes left, a bad frame is answered, dead-lettered and the socket is *throttled* (its next frame
   is read ``penalty_s`` later); once they are spent, the socket that sent it is closed (4009) without
   a dead letter, so a flood of garbage costs the sender its connection, not the cluster its disk;
+- ``pings``: token bucket per user for application ``ping`` frames;
 - ``sockets``: at most ``max_sockets`` open connections per user on this gateway (4010 beyond).
+
+A frame refused by a rate limit (not invalid, just too many) is answered with ``rate_limited`` and the
+socket is throttled by ``penalty_s`` as well, so a flood of valid frames slows its own sender only.
 
 Buckets that have refilled to their burst are forgotten (:meth:`KeyedBuckets.sweep`), so memory
 follows the users active in the last few seconds, not every user ever seen.
@@ -71,6 +75,8 @@ class LimitConfig:
     strike_rate: float = 0.2
     strike_burst: int = 10
     penalty_s: float = 0.1
+    ping_rate: float = 5.0
+    ping_burst: int = 20
     max_sockets: int = 16
 
 
@@ -84,6 +90,7 @@ class Limits:
         self.actions: KeyedBuckets[tuple[str, str]] = KeyedBuckets(config.action_rate, config.action_burst)
         self.control: KeyedBuckets[str] = KeyedBuckets(config.control_rate, config.control_burst)
         self.strikes: KeyedBuckets[str] = KeyedBuckets(config.strike_rate, config.strike_burst)
+        self.pings: KeyedBuckets[str] = KeyedBuckets(config.ping_rate, config.ping_burst)
         self._sockets: dict[str, int] = {}
 
     def open_socket(self, user: str) -> bool:
@@ -110,9 +117,12 @@ class Limits:
     def control_frame(self, user: str, now: float) -> bool:
         return self.control.allow(user, now)
 
+    def ping(self, user: str, now: float) -> bool:
+        return self.pings.allow(user, now)
+
     def strike(self, user: str, now: float) -> Strike:
         return Strike.THROTTLE if self.strikes.allow(user, now) else Strike.CLOSE
 
     def sweep(self, now: float) -> None:
-        for buckets in (self.actions, self.control, self.strikes):
+        for buckets in (self.actions, self.control, self.strikes, self.pings):
             buckets.sweep(now)

@@ -371,6 +371,9 @@ class Gateway:
         except ProtocolError as exc:
             return self._refuse(session, exc.code, exc.message, ref_of(data), data, now)
         if isinstance(message, Ping):
+            if not self.limits.ping(claims.sub, now):
+                self._error(ws, "rate_limited", "too many pings", message.ref)
+                return self.config.invalid_penalty_s
             self._write(ws, encode_message({"type": "pong", "ref": message.ref}), "pong")
             return 0.0
         if isinstance(message, Subscribe | Renew):
@@ -390,7 +393,7 @@ class Gateway:
         if not self.limits.action(claims.sub, claims.room or "", now):
             m.ACTIONS.labels(message.__struct_config__.tag, "rate_limited").inc()
             self._error(ws, "rate_limited", "too many actions, slow down", message.ref)
-            return 0.0
+            return self.config.invalid_penalty_s  # a flood of valid actions slows its own socket only
         return self._on_action(session, message, data, now)
 
     def _renew(self, session: Session, message: Renew, now: float) -> float:

@@ -96,3 +96,9 @@ def test_every_member_with_lag_bookkeeping_gets_exactly_one_verdict(buffers: lis
     assert len(decided) + plan.skipped == len(lags)
     assert set(decided) <= set(lags)
     assert all(buffers[i] > policy.limit for i in plan.drop)
+
+
+def test_pings_have_a_budget_of_their_own_per_user() -> None:
+    limits = Limits(CONFIG)
+    assert sum(limits.ping("mallory", 0.0) for _ in range(1000)) == CONFIG.ping_burst
+    assert limits.ping("alice", 0.0) and limits.action("mallory", "r1", 0.0)  # nobody else's, nothing else
