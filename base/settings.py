@@ -72,9 +72,23 @@ class Settings:
         0.2, "LC_GATEWAY_LIKE_INTERVAL_S", "Seconds a room's likes are summed before one Like event is produced."
     )
     gateway_action_rate: float = _setting(
-        20.0, "LC_GATEWAY_ACTION_RATE", "Actions per second one connection may send (token bucket rate)."
+        20.0, "LC_GATEWAY_ACTION_RATE",
+        "Actions per second one user may send in one room, over all its connections (token bucket rate).",
     )
-    gateway_action_burst: int = _setting(40, "LC_GATEWAY_ACTION_BURST", "Token bucket burst of one connection.")
+    gateway_action_burst: int = _setting(
+        40, "LC_GATEWAY_ACTION_BURST", "Token bucket burst of one user in one room, over all its connections."
+    )
+    gateway_max_sockets_per_user: int = _setting(
+        16, "LC_GATEWAY_MAX_SOCKETS_PER_USER", "Open connections one user may hold on one gateway (close 4010 beyond)."
+    )
+    gateway_strike_burst: int = _setting(
+        10, "LC_GATEWAY_STRIKE_BURST",
+        "Invalid or refused frames one user may send (refilled one per 5 s) before its connection is closed (4009).",
+    )
+    gateway_dedupe_window_s: float = _setting(
+        300.0, "LC_GATEWAY_DEDUPE_WINDOW_S",
+        "Seconds a comment or like client event_id is remembered per user and room (retries answered, not produced).",
+    )
     gateway_buffer_high_water: int = _setting(
         65536, "LC_GATEWAY_BUFFER_HIGH_WATER",
         "Unsent bytes above which a client is behind: it skips updates and catches up with a snapshot.",

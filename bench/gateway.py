@@ -2,7 +2,7 @@
 
 On a broker of its own (free loopback ports, temp dir, stopped at the end; or ``--bootstrap``) it
 starts one gateway process (``livecommerce gateway``), then ``--client-procs`` client processes
-that open ``--clients`` websocket connections in total (host tokens spread over ``--rooms`` rooms,
+that open ``--clients`` websocket connections in total (one host token per client, spread over ``--rooms`` rooms,
 so every client receives the room's counters), plus ``--slow-clients`` that subscribe and then never
 read.  Once every client is subscribed, this process produces ``RoomCounters`` for every room at
 ``--rate`` events per room per second for ``--duration`` seconds, each stamped with the time it is
@@ -72,7 +72,8 @@ class _BenchClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a selector transport
+        assert isinstance(transport, asyncio.Transport)  # a selector transport
+        self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -135,8 +136,13 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
     _raise_nofile()
     loop = asyncio.get_running_loop()
     now_s = int(time.time())
-    tokens = [mint_token(BENCH_SECRET, sub=f"bench-{r}", role="host", room=f"room-{r}", now_s=now_s, ttl_s=3600)
-              for r in range(rooms)]
+    # one user per client: the gateway caps connections per user (LC_GATEWAY_MAX_SOCKETS_PER_USER), as a
+    # real audience has one or two sockets per person, not thousands on one token
+    def token_for(i: int, stalled: bool) -> str:
+        room = (offset + i) % rooms
+        sub = f"bench-{'slow' if stalled else 'c'}-{offset + i}"
+        return mint_token(BENCH_SECRET, sub=sub, role="host", room=f"room-{room}", now_s=now_s, ttl_s=3600)
+
     hostport = url.split("//", 1)[1].split("/", 1)[0]
     host, port = hostport.rsplit(":", 1)
     latencies: list[int] = []
@@ -155,7 +161,7 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
 
     async def open_one(i: int, stalled: bool) -> None:
         nonlocal connected
-        room = (offset + i) % rooms
+        tok = token_for(i, stalled)
         async with gate:
             for attempt in range(5):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -165,7 +171,7 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
                 try:
                     await loop.sock_connect(sock, (host, int(port)))
                     transport, client = await loop.create_connection(
-                        lambda: _BenchClient(f"/ws?token={tokens[room]}", hostport, stalled, on_text), sock=sock)
+                        lambda: _BenchClient(f"/ws?token={tok}", hostport, stalled, on_text), sock=sock)
                     await asyncio.wait_for(client.open, 30)
                     transports.append(transport)
                     connected += 1
