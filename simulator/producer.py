@@ -146,7 +146,11 @@ def send(
             if not pacer.unlimited:
                 wait = pacer.wait_s(item.emit_ms, report.sent, time.monotonic() - start)
                 if wait:
-                    poll(wait)  # serves delivery callbacks while waiting
+                    # poll() serves delivery callbacks while waiting, but returns after the FIRST one:
+                    # keep polling until the item is due, or events go out before their own ts.
+                    until = time.monotonic() + wait
+                    while (left := until - time.monotonic()) > 0:
+                        poll(left)
             value = item.raw if item.event is None else encode(item.event)
             while True:
                 try:
