@@ -13,11 +13,11 @@ SKUs of its partition.
 
 Holds and payments: a hold made at ``t`` lasts until ``reserved_until = t + ttl``.  A payment
 stamped at or before ``reserved_until`` pays as long as the hold has not been released, and a hold
-is released only once ``reserved_until + grace_ms`` has passed: by the SKU's event time (an event of
-that SKU stamped later than ``reserved_until + grace_ms + future_skew_ms``: the gate refuses events
-stamped further ahead than ``future_skew_ms``, so such an event cannot have been sent before the
-grace ended), or by :meth:`Inventory.tick`, the wall-clock timer, which the shell calls only while
-no input of the partition is waiting to be read.  So a payment stamped
+is released only once ``reserved_until + grace_ms`` has passed, and only by :meth:`Inventory.tick`,
+the wall-clock timer, which the shell calls only while no input of the partition is waiting to be
+read (asked of the broker at that moment).  Event time never releases a hold: Kafka orders messages
+within one topic-partition only, so an order that reached Kafka after a payment can still be read
+before it.  So a payment stamped
 before the deadline that reaches the log within ``grace_ms`` after it always pays, however far
 behind the worker is, after a restart, and in a replay.  A payment stamped after the deadline is
 refused (``reservation_expired``) and releases the hold at once.
@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from schemas.codec import DEFAULT_MAX_FUTURE_SKEW_MS
 from schemas.events import Alert, OrderAttempt, OrderResult, Payment, SaleConfig, StockUpdate
 from streams.flash_sale.risk import RiskConfig, count_rejection, screen_attempt
 from streams.flash_sale.state import (
@@ -82,19 +81,14 @@ class Outputs:
 class Inventory:
     """All SKUs of one partition and the decisions on them."""
 
-    def __init__(
-        self, risk: RiskConfig | None = None, grace_ms: int = DEFAULT_PAYMENT_GRACE_MS,
-        future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
-    ) -> None:
+    def __init__(self, risk: RiskConfig | None = None, grace_ms: int = DEFAULT_PAYMENT_GRACE_MS) -> None:
         self.risk = risk or RiskConfig()
         self.grace_ms = grace_ms
-        self.future_skew_ms = future_skew_ms
         self.skus: dict[str, SkuState] = {}
         self.users: dict[tuple[str, str], UserState] = {}
         self.out = Outputs()
-        # Holds by deadline: one heap per SKU (event time) and one for the wall-clock timer; both are
-        # lazy (entries of orders already paid, cancelled or expired are skipped when popped).
-        self._holds: dict[str, list[tuple[int, str, str]]] = {}  # sku -> (reserved_until, user, order_id)
+        # Holds by deadline, for the wall-clock timer; lazy (entries of orders already paid, cancelled
+        # or expired are skipped when popped).
         self._timer: list[tuple[int, str, str, str]] = []  # (reserved_until, sku, user, order_id)
         # Touched records, in first-touch order (dicts as ordered sets: deterministic, no sort per batch).
         self._dirty_skus: dict[str, None] = {}
@@ -145,13 +139,13 @@ class Inventory:
     @classmethod
     def restore(
         cls, records: Iterable[tuple[bytes, bytes | None]], risk: RiskConfig | None = None,
-        grace_ms: int = DEFAULT_PAYMENT_GRACE_MS, future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
+        grace_ms: int = DEFAULT_PAYMENT_GRACE_MS,
     ) -> Inventory:
         """Rebuild from changelog records in log order (the last value of a key wins)."""
         latest: dict[bytes, bytes | None] = {}
         for key, value in records:
             latest[key] = value
-        inv = cls(risk, grace_ms, future_skew_ms)
+        inv = cls(risk, grace_ms)
         for key, value in latest.items():
             if value is None:
                 continue
@@ -164,8 +158,6 @@ class Inventory:
                 for order in user.orders.values():
                     if order.status == RESERVED and order.reserved_until is not None:
                         inv._hold(user.sku_id, user.user_id, order.order_id, order.reserved_until)
-        for heap in inv._holds.values():
-            heapq.heapify(heap)
         heapq.heapify(inv._timer)
         return inv
 
@@ -275,6 +267,9 @@ class Inventory:
     def pay(self, payment: Payment, now: int) -> None:
         """Confirm (paid) or cancel a held order; a payment event_id is answered once, then repeated."""
         record = self._order(payment.sku_id, payment.user_id, payment.order_id)
+        stray = self.users.get((payment.sku_id, payment.user_id))
+        if record is not None and stray is not None and payment.event_id in stray.stray_payments:
+            record = None  # this payment was answered before its order existed: that answer stands
         if record is None:  # no such order of THIS user (another user's order with that id is not theirs)
             owner = self._user(payment.sku_id, payment.user_id)
             answer = owner.stray_payments.get(payment.event_id)
@@ -324,12 +319,9 @@ class Inventory:
     # ----------------------------------------------------------------- holds and time
 
     def _hold(self, sku_id: str, user_id: str, order_id: str, until: int, *, push: bool = False) -> None:
-        heap = self._holds.setdefault(sku_id, [])
         if push:
-            heapq.heappush(heap, (until, user_id, order_id))
             heapq.heappush(self._timer, (until, sku_id, user_id, order_id))
         else:  # restore: heapified once at the end
-            heap.append((until, user_id, order_id))
             self._timer.append((until, sku_id, user_id, order_id))
 
     def _release(self, sku_id: str, user_id: str, order_id: str, until: int) -> None:
@@ -349,19 +341,18 @@ class Inventory:
         self._answer(sku_id, record, Answer(EXPIRED, None, record.final_ts), reserved_until=until)
 
     def _advance(self, sku_id: str, ts: int) -> int:
-        """Move ``sku_id``'s event time to ``ts`` if later, release its holds past their grace, return it."""
+        """Move ``sku_id``'s event time to ``ts`` if later; return it.
+
+        Event time never releases a hold: Kafka orders messages within one topic-partition only, so an
+        order read before an earlier payment (another topic, or a backlog after a restart) must not
+        take that payment's hold away.  Holds end by the timer (:meth:`tick`), by a payment stamped
+        after the deadline, or by payment / cancellation."""
         sku = self.skus.get(sku_id)
         if sku is None:
             return ts
         if ts > sku.clock:
             sku.clock = ts
             self._dirty_skus[sku_id] = None
-        heap = self._holds.get(sku_id)
-        if heap:
-            limit = sku.clock - self.grace_ms - self.future_skew_ms
-            while heap and heap[0][0] < limit:
-                until, user_id, order_id = heapq.heappop(heap)
-                self._release(sku_id, user_id, order_id, until)
         return sku.clock
 
     def _user(self, sku_id: str, user_id: str) -> UserState:

@@ -83,10 +83,10 @@ class FlashSaleTask:
 
 
 def flash_sale_job(risk: RiskConfig, settings: Settings) -> Job:
-    grace, skew = settings.payment_grace_ms, settings.max_future_skew_ms
+    grace = settings.payment_grace_ms
 
     def new_task(partition: int, records: list[Record]) -> FlashSaleTask:
-        task = FlashSaleTask(Inventory.restore(records, risk, grace, skew))
+        task = FlashSaleTask(Inventory.restore(records, risk, grace))
         del records
         gc.collect()
         gc.freeze()  # the restored state is long-lived: keep it out of every later collection

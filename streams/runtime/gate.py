@@ -123,14 +123,21 @@ class Gate:
         return home
 
     def check(
-        self, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, wall_ms: int
+        self, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, wall_ms: int,
+        arrival_ms: int | None = None,
     ) -> Event | Refused | None:
-        """The event to apply, the refusal to dead-letter, or None to skip (counted in :attr:`stats`)."""
+        """The event to apply, the refusal to dead-letter, or None to skip (counted in :attr:`stats`).
+
+        ``arrival_ms`` is when the message reached Kafka (the broker's LogAppendTime), if known: the
+        future-skew rule is measured against it, so a message refused live is refused in a backlog
+        and in a replay too, and the sink decides exactly as the owning job did.  Without it (a topic
+        with producer timestamps) the rule falls back to the reader's clock ``wall_ms``."""
         rule = self.inputs[topic]
+        now = wall_ms if arrival_ms is None else arrival_ms
         try:
             if raw is None:
                 raise ValidationError("message has no value (tombstone)")
-            event = check(rule.decode, raw, rule.max_bytes, wall_ms, self.max_future_skew_ms)
+            event = check(rule.decode, raw, rule.max_bytes, now, self.max_future_skew_ms)
         except ValidationError as exc:
             return self._refuse(rule, topic, partition, offset, key, raw, wall_ms, "ValidationError", exc.reason)
         body_key = str(getattr(event, rule.key_field)).encode()

@@ -247,19 +247,28 @@ class Runner:
                     self._restorer.close()
 
     def _partition_caught_up(self, partition: int) -> bool:
-        """Every input of ``partition`` read up to the high watermark librdkafka last saw.
+        """Every input of ``partition`` read up to the end the broker reports NOW.
 
-        Unknown watermarks (right after an assignment) count as "not caught up": a timer must not
-        fire on a partition whose backlog we have not even looked at yet."""
-        from confluent_kafka import TopicPartition
+        Asked of the broker (not librdkafka's cached watermark, which can miss a message appended a
+        moment ago), and only when a timer is about to fire.  A read position short of the end by
+        transaction control records only (a transactional producer's commit marker) counts as caught
+        up: the consumer's own position, which moves past them, is consulted too."""
+        from confluent_kafka import KafkaException, TopicPartition
 
         assert self._consumer is not None
+        consumer = self._consumer
         for topic in self.inputs:
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-            position = self.positions.next.get((topic, partition))
-            if high < 0 or position is None:
+            tp = TopicPartition(topic, partition)
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+            except KafkaException:
                 return False
-            if (position if position >= 0 else low) < high:
+            mine = self.positions.next.get((topic, partition))
+            if mine is None:
+                return False
+            fetched = consumer.position([tp])[0].offset
+            position = max(mine if mine >= 0 else low, fetched if fetched >= 0 else -1)
+            if position < high:
                 return False
         return True
 
@@ -278,7 +287,7 @@ class Runner:
 
     def _process(self, messages: list[Message], wall: int) -> None:
         """Gate every message, then hand each partition's admitted events to its task."""
-        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException
 
         gate, positions, tasks = self.gate, self.positions, self.tasks
         assert gate is not None
@@ -302,7 +311,9 @@ class Runner:
             admitted = True
             self._at_end.discard((topic, p))
             key, raw = msg.key(), msg.value()
-            verdict = gate.check(topic, p, offset, key, raw, wall)
+            stamp_type, stamp = msg.timestamp()
+            verdict = gate.check(topic, p, offset, key, raw, wall,
+                                 stamp if stamp_type == TIMESTAMP_LOG_APPEND_TIME else None)
             if verdict is None:
                 continue
             if isinstance(verdict, Refused):

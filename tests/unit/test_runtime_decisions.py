@@ -131,3 +131,15 @@ def test_commit_policy(
         assert due  # someone waits for those outputs
     else:
         assert due == (since >= (backlog_iv if backlog else interval))
+
+
+def test_the_skew_is_measured_against_arrival_not_against_a_late_reader() -> None:
+    """A worker that reads a message seconds after it reached Kafka (a backlog, a restart, a replay)
+    decides exactly as a live one: the broker's append time, not the reader's clock, is "now"."""
+    g = gate()
+    home = default_partition(b"RC", PARTITIONS)
+    raw = encode(comment("RC", T0 + 5_600))  # 5.6 s ahead of its arrival at T0
+    live = g.check("lc.comments", home, 0, b"RC", raw, T0, arrival_ms=T0)
+    late_reader = g.check("lc.comments", home, 0, b"RC", raw, T0 + 10_000, arrival_ms=T0)
+    assert isinstance(live, Refused) and isinstance(late_reader, Refused)
+    assert isinstance(g.check("lc.comments", home, 0, b"RC", raw, T0 + 10_000), Comment)  # no arrival: reader's clock
