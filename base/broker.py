@@ -23,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from base.settings import REPO_ROOT
@@ -44,18 +44,33 @@ class BrokerError(RuntimeError):
 # --------------------------------------------------------------------------------------------- pure core
 
 
-def server_properties(log_dir: str, port: int, controller_port: int) -> dict[str, str]:
-    """The broker's ``server.properties`` for a single-node dev/test cluster.
+def server_properties(
+    log_dir: str,
+    port: int,
+    controller_port: int,
+    node_id: int = NODE_ID,
+    voters: Sequence[tuple[int, int]] | None = None,
+) -> dict[str, str]:
+    """A node's ``server.properties``: combined broker+controller on loopback, one of ``voters``.
 
-    Loopback only.  Every internal topic gets replication factor 1 and min ISR 1, otherwise the first
-    consumer group or transaction would wait forever for replicas that do not exist (exactly-once Faust
-    needs the transaction state topic).  Static voters (not ``--standalone``) keep the controller
-    endpoint out of the formatted log, so a data dir can be restarted on other ports.
+    ``voters`` are the (node id, controller port) pairs of every node of the cluster; ``None`` means a
+    single-node cluster of this node.  Replication follows the cluster's size: one node gives every
+    internal topic replication factor 1 and min ISR 1 (otherwise the first consumer group or
+    transaction would wait forever for replicas that do not exist); three or more nodes give
+    replication factor 3 and min ISR 2, so an acknowledged (``acks=all``) record is on two disks and
+    one node may die without losing it or stopping writes.  Unclean leader election stays off: an
+    out-of-sync replica never becomes leader, which would silently drop acknowledged records.  Static
+    voters (not ``--standalone``) keep the controller endpoints out of the formatted log, so a data dir
+    can be restarted on other ports.
     """
+    voters = list(voters) if voters is not None else [(node_id, controller_port)]
+    if node_id not in {vid for vid, _ in voters}:
+        raise ValueError(f"node {node_id} is not one of the voters {voters}")
+    replication, min_isr = replication_for(len(voters))
     return {
         "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": ",".join(f"{vid}@127.0.0.1:{vport}" for vid, vport in voters),
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -65,25 +80,36 @@ def server_properties(log_dir: str, port: int, controller_port: int) -> dict[str
         # Topics are created explicitly with their partition counts (partitioning is the SKU lock).
         "auto.create.topics.enable": "false",
         "num.partitions": "3",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": str(replication),
+        "min.insync.replicas": str(min_isr),
+        "unclean.leader.election.enable": "false",
+        "offsets.topic.replication.factor": str(replication),
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replication),
+        "transaction.state.log.min.isr": str(min_isr),
         "transaction.state.log.num.partitions": "10",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replication),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
         # A single member should not wait 3 s for others that will never come.
         "group.initial.rebalance.delay.ms": "0",
         # Two shared cores: few threads; small segments and a two-day retention keep the disk bounded.
         "num.network.threads": "2",
         "num.io.threads": "4",
+        "num.replica.fetchers": "1",
         "log.segment.bytes": str(64 * 1024 * 1024),
         "log.retention.hours": "48",
         "log.retention.bytes": str(1024 * 1024 * 1024),
         "log.retention.check.interval.ms": "60000",
     }
+
+
+def replication_for(nodes: int) -> tuple[int, int]:
+    """(replication factor, min in-sync replicas) of a cluster of ``nodes``: (1, 1) alone, else (3, 2)
+    (two nodes: (2, 1), since min ISR 2 of 2 would stop every write when either node is down)."""
+    if nodes < 1:
+        raise ValueError("a cluster has at least one node")
+    replication = min(3, nodes)
+    return replication, max(1, replication - 1)
 
 
 def log4j2_properties(log_file: str) -> str:
@@ -291,7 +317,11 @@ def _terminate_with_parent() -> None:
 
 
 class LocalKafka:
-    """One local broker living in ``data_dir`` (configs, logs, PID file and the Kafka log dirs)."""
+    """One local broker living in ``data_dir`` (configs, logs, PID file and the Kafka log dirs).
+
+    Alone it is a single-node cluster; :class:`base.cluster.LocalCluster` makes several of them one
+    cluster by giving each its ``node_id``, the shared ``voters`` and the shared ``cluster_id``.
+    """
 
     def __init__(
         self,
@@ -301,6 +331,9 @@ class LocalKafka:
         heap: str = "768m",
         lib_dir: Path = LIB_DIR,
         die_with_parent: bool = False,
+        node_id: int = NODE_ID,
+        voters: Sequence[tuple[int, int]] | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         """``die_with_parent``: for test sessions; the kernel SIGTERMs the broker if the starting process
         dies, even by SIGKILL, so a killed pytest never leaves a JVM behind.  ``livecommerce up`` leaves it
@@ -311,6 +344,9 @@ class LocalKafka:
         self.controller_port = controller_port
         self.heap = heap
         self.lib_dir = lib_dir
+        self.node_id = node_id
+        self.voters = list(voters) if voters is not None else None
+        self.cluster_id = cluster_id
         self._popen: subprocess.Popen[bytes] | None = None
 
     # paths ------------------------------------------------------------------------------------------
@@ -342,6 +378,11 @@ class LocalKafka:
     def pid_file(self) -> Path:
         return self.data_dir / "broker.pid"
 
+    @property
+    def gc_log(self) -> Path:
+        """The JVM's GC log (pauses with wall-clock stamps), to tell GC stalls from other stalls."""
+        return self.data_dir / "gc.log"
+
     # state ------------------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """PID of this data dir's running broker, or None.  A stale PID file is removed."""
@@ -363,7 +404,7 @@ class LocalKafka:
         return self.pid() is not None
 
     def is_answering(self, timeout: float = 3.0) -> bool:
-        """True when the broker serves metadata (a Kafka client sees node 1), not just an open port."""
+        """True when the broker serves metadata that lists this node, not just an open port."""
         if not port_in_use(self.port):
             return False
         from confluent_kafka.admin import AdminClient
@@ -373,7 +414,7 @@ class LocalKafka:
             metadata = admin.list_topics(timeout=timeout)
         except Exception:
             return False
-        return NODE_ID in metadata.brokers
+        return self.node_id in metadata.brokers
 
     def is_formatted(self) -> bool:
         return (self.log_dir / "meta.properties").exists()
@@ -389,14 +430,45 @@ class LocalKafka:
         began = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.data_dir / "start.lock"):
-            return self._start_locked(began, timeout)
-
-    def _start_locked(self, began: float, timeout: float) -> float:
-        if self.pid() is not None:
-            if self.is_answering():
-                return 0.0
-            self.wait_ready(timeout)
+            if self.pid() is not None:
+                if self.is_answering():
+                    return 0.0
+                self.wait_ready(timeout)
+                return time.monotonic() - began
+            self._launch_locked()
+            try:
+                self.wait_ready(timeout - (time.monotonic() - began))
+            except BrokerError:
+                self.stop()
+                raise
             return time.monotonic() - began
+
+    def launch(self) -> bool:
+        """Start the JVM without waiting for it to answer; False when it already runs.
+
+        A node of a multi-node cluster cannot answer before a quorum of controllers is up, so
+        :class:`base.cluster.LocalCluster` launches every node first and waits afterwards.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.data_dir / "start.lock"):
+            if self.pid() is not None:
+                return False
+            self._launch_locked()
+            return True
+
+    def prepare(self) -> None:
+        """Write the configs and format the storage if needed, without starting the broker.
+
+        A cluster prepares its nodes in parallel (formatting is a JVM start of its own) and then
+        launches them from the calling thread: ``die_with_parent`` ties a broker to the *thread* that
+        spawned it (PR_SET_PDEATHSIG), so spawning from a short-lived thread would kill it at once.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.data_dir / "start.lock"):
+            if self.pid() is None:
+                self._prepare_locked()
+
+    def _prepare_locked(self) -> str:
         for port in (self.port, self.controller_port):
             if port_in_use(port):
                 raise BrokerError(
@@ -405,12 +477,16 @@ class LocalKafka:
                 )
         java = _require_java()
         ensure_kafka_jars(self.lib_dir)
-        self.config_file.write_text(
-            render_properties(server_properties(str(self.log_dir), self.port, self.controller_port))
-        )
+        self.config_file.write_text(render_properties(server_properties(
+            str(self.log_dir), self.port, self.controller_port, self.node_id, self.voters
+        )))
         self.log4j_file.write_text(log4j2_properties(str(self.broker_log)))
         if not self.is_formatted():
             self._format(java)
+        return java
+
+    def _launch_locked(self) -> None:
+        java = self._prepare_locked()
         with self.stdout_log.open("ab") as out:
             self._popen = subprocess.Popen(
                 [*self._java_command(java), *self._class_sharing_flags(java), "kafka.Kafka", str(self.config_file)],
@@ -422,12 +498,6 @@ class LocalKafka:
                 preexec_fn=_terminate_with_parent if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._popen.pid}\n")
-        try:
-            self.wait_ready(timeout - (time.monotonic() - began))
-        except BrokerError:
-            self.stop()
-            raise
-        return time.monotonic() - began
 
     def _java_command(self, java: str) -> list[str]:
         return [
@@ -437,6 +507,7 @@ class LocalKafka:
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",
+            f"-Xlog:gc:file={self.gc_log}:time,uptime:filecount=2,filesize=5m",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.data_dir}",
@@ -473,10 +544,10 @@ class LocalKafka:
         new.unlink()
 
     def _format(self, java: str) -> None:
-        """Format the KRaft storage once, with a fresh cluster id (the data dir keeps it afterwards)."""
+        """Format the KRaft storage once, with the cluster's id or a fresh one (the data dir keeps it)."""
         cmd = [
             *self._java_command(java), "kafka.tools.StorageTool", "format",
-            "--cluster-id", new_cluster_id(), "--config", str(self.config_file),
+            "--cluster-id", self.cluster_id or new_cluster_id(), "--config", str(self.config_file),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=self.data_dir)
         if proc.returncode != 0 or not self.is_formatted():
@@ -521,6 +592,18 @@ class LocalKafka:
             self._new_class_archive.unlink(missing_ok=True)  # possibly cut short mid-write
         else:
             self._publish_class_archive()
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL the broker at once (a crash, for failure tests); True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._signal_group(pid, signal.SIGKILL)
+        while self._reap_or_alive(pid):
+            time.sleep(0.02)
+        self._new_class_archive.unlink(missing_ok=True)
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from base.kafka_admin import create_topics
+    from schemas import TOPICS
 
-    for name in create_topics(settings, timeout=args.timeout):
+    for name in create_topics(settings, TOPICS.values(), timeout=args.timeout):
         print(name)
     return 0
