@@ -31,8 +31,8 @@ from typing import Any
 
 import msgspec
 
-from bench.common import cpu_seconds, free_ports
 from base.settings import REPO_ROOT, Settings
+from bench.common import cpu_seconds, free_ports
 from schemas import TOPICS, OrderAttempt, OrderResult, SaleConfig, encode
 
 ROOM = "bench-room"

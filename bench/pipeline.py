@@ -42,9 +42,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from bench.common import free_ports
 from base.settings import REPO_ROOT, Settings
-from schemas import OrderAttempt, OrderResult, Payment, encode
+from bench.common import free_ports
+from schemas import TOPICS, OrderAttempt, OrderResult, Payment, encode
 from schemas.base import Event
 from schemas.events import Comment, ScoredComment
 from streams.counters.worker import INPUTS
@@ -71,7 +71,7 @@ def bench_broker(bootstrap: str | None) -> Iterator[Settings]:
             kafka_bootstrap=bootstrap, topic_prefix=f"bench{int(time.time())}.", data_dir=str(tmp),
             partitions=3, log_level="WARNING",
         )
-        create_topics(settings)
+        create_topics(settings, TOPICS.values())
         yield settings
         if broker is None:
             with contextlib.suppress(Exception):
@@ -144,11 +144,10 @@ def to_messages(events: list[Event]) -> list[Message]:
 
 
 def producer(settings: Settings) -> Any:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-                     "partitioner": "murmur2_random", "linger.ms": 20, "batch.num.messages": 10_000,
-                     "queue.buffering.max.messages": 1_000_000, "log_level": 3})
+    return make_producer(settings, {"linger.ms": 20, "batch.num.messages": 10_000,
+                                    "queue.buffering.max.messages": 1_000_000})
 
 
 def produce_all(settings: Settings, messages: list[Message]) -> None:
@@ -170,11 +169,9 @@ def produce_all(settings: Settings, messages: list[Message]) -> None:
 
 def confluent_loop(settings: Settings, expected: int) -> dict[str, float]:
     """Consume-and-count with no state, output or guarantee: the upper bound of any Python job here."""
-    from confluent_kafka import Consumer
+    from base.kafka import make_consumer
 
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.topic_prefix}plain",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "fetch.queue.backoff.ms": 1, "log_level": 3})
+    c = make_consumer(settings, f"{settings.topic_prefix}plain")
     c.subscribe([settings.topic(t) for t in INPUTS])
     counts: Counter[tuple[bytes, int]] = Counter()
     seen, start, cpu = 0, 0.0, 0.0
@@ -297,10 +294,12 @@ print(json.dumps({"events": seen["n"], "events_per_s": seen["n"] / (seen["end"] 
 def quix(settings: Settings, expected: int) -> dict[str, Any]:
     if not QUIX_PYTHON.exists():
         return {"error": f"no Quix Streams venv at {QUIX_PYTHON} (quixstreams pins confluent-kafka < 2.13)"}
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-    AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).create_topics(
-        [NewTopic(settings.topic("quix-counters"), num_partitions=3, replication_factor=1)]
+    from base.kafka import make_admin
+
+    make_admin(settings).create_topics(
+        [NewTopic(settings.topic("quix-counters"), num_partitions=3, replication_factor=settings.replication_factor)]
     )
     state = Path(settings.data_dir) / "quix-state"
     proc = subprocess.run(
@@ -319,7 +318,9 @@ def quix(settings: Settings, expected: int) -> dict[str, Any]:
 
 def live_latency(settings: Settings, template: list[Event], rate: int, seconds: float) -> dict[str, Any]:
     """Live traffic at ``rate``/s into a worker process; latency of snapshots after their window closed."""
-    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_END, TopicPartition
+
+    from base.kafka import make_consumer
 
     env = {**os.environ, **settings.as_env(), "LC_LOG_LEVEL": "INFO", "LC_LOG_FORMAT": "json"}
     log = open(Path(settings.data_dir) / "live-worker.log", "wb")  # noqa: SIM115
@@ -333,9 +334,7 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
     # Only windows that closed while traffic flowed count: the last ones close by idle advance.
     started_ms, stopped_ms = [2**62], [2**62]
     topic = settings.topic("room-counters")
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{topic}-watch",
-                         "isolation.level": "read_committed", "fetch.queue.backoff.ms": 1,
-                         "enable.auto.commit": False, "log_level": 3})
+    consumer = make_consumer(settings, f"{topic}-watch", {"isolation.level": "read_committed"})
     consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(settings.partitions)])
 
     def watch() -> None:

@@ -43,7 +43,8 @@ def test_every_node_of_a_cluster_names_the_same_voters_and_its_own_listeners(por
     configs = [server_properties(f"/d/{n.node_id}", n.port, n.controller_port, n.node_id, voters) for n in nodes]
 
     assert len({c["controller.quorum.voters"] for c in configs}) == 1
-    assert configs[0]["controller.quorum.voters"] == ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    expected = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    assert configs[0]["controller.quorum.voters"] == expected
     for node, config in zip(nodes, configs, strict=True):
         assert config["node.id"] == str(node.node_id)
         assert config["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{node.port}"
