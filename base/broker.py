@@ -503,7 +503,7 @@ class LocalKafka:
         return [
             java,
             f"-Xmx{self.heap}",
-            "-Xms64m",
+            f"-Xms{self.heap}",  # a heap that never grows: G1 sizes a larger young generation, fewer pauses
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",
