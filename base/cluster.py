@@ -88,6 +88,21 @@ def quorum_leader(states: Sequence[str]) -> int | None:
     return None if best is None else best[1]
 
 
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (signed 32-bit), which Kafka uses to place coordinators."""
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():  # UTF-16 code units, as Java strings hold
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def coordinator_partition(key: str, partitions: int) -> int:
+    """The partition of ``__consumer_offsets`` (group id) or ``__transaction_state`` (transactional id)
+    whose leader coordinates ``key``: ``Utils.abs(key.hashCode()) % partitions`` in Kafka."""
+    h = java_string_hash(key)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
 class LocalCluster:
     """``len(nodes)`` KRaft nodes in ``data_dir/node-<id>``, one cluster id kept in ``cluster.json``."""
 

@@ -212,7 +212,7 @@ class _Observations:
     def __init__(self) -> None:
         self.attempts: dict[str, float] = {}
         self.acked: dict[str, float] = {}
-        self.answers: dict[str, tuple[float, float]] = {}
+        self.produced: dict[str, float] = {}
         self.uncommitted: dict[str, float] = {}
         self.committed: dict[str, float] = {}
 
@@ -276,7 +276,10 @@ def latency(
     sent = 0
     deadline = start + warmup + seconds + 120
     answered = 0
+    last_answer = time.monotonic()
     while (sent < total or answered < total) and time.monotonic() < deadline:
+        if sent == total and time.monotonic() - last_answer > 60:
+            break  # a minute without an answer: the worker is stuck (counted as lost below)
         due = min(total, int((time.monotonic() - start) * offered))
         while sent < due:
             oid = f"l{sent}"
@@ -301,8 +304,9 @@ def latency(
             r = tally.add(msg.value())
             if r.sku_id == "hot-2":
                 answered += 1
+                last_answer = time.monotonic()
                 seen.committed.setdefault(r.order_id, received)
-                seen.answers.setdefault(r.order_id, (r.ts, msg.timestamp()[1]))
+                seen.produced.setdefault(r.order_id, float(msg.timestamp()[1]))  # the worker's produce()
                 if r.attempt_ts >= timed_from_ms:
                     latencies.append((r.attempt_ts, received - r.attempt_ts))
     pressure_after = _cpu_pressure_us()
@@ -314,7 +318,7 @@ def latency(
     steady.sort()
     if not steady:
         raise RuntimeError("latency phase: no answers")
-    timelines = [t for t in timelines_of(seen.attempts, seen.acked, seen.answers, seen.uncommitted, seen.committed)
+    timelines = [t for t in timelines_of(seen.attempts, seen.acked, seen.produced, seen.uncommitted, seen.committed)
                  if t.attempt_ts >= timed_from_ms and (kill_ms is None or t.attempt_ts < kill_ms)]
     pressure = None
     if pressure_before is not None and pressure_after is not None:
@@ -426,11 +430,33 @@ def _single_broker_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     return _figures(args.attempts, rate, per_cpu_s, run, tally, [broker.gc_log])
 
 
+def _roles(settings: Settings) -> dict[str, int]:
+    """Which node leads the hot partitions and coordinates the worker's group and transaction, so a
+    failover figure says what the kill took down.  The transactional id is the flash-sale worker's
+    current ``<prefix>flash-sale.p<partition>``."""
+    from base.cluster import coordinator_partition
+    from base.kafka import make_admin
+
+    topics = make_admin(settings).list_topics(timeout=10).topics
+
+    def leader(topic: str, partition: int) -> int:
+        return int(topics[topic].partitions[partition].leader)
+
+    def coordinator(internal: str, key: str) -> int:
+        return leader(internal, coordinator_partition(key, len(topics[internal].partitions)))
+
+    return {
+        "orders_leader": leader(settings.topic("orders"), 0),
+        "order_results_leader": leader(settings.topic("order-results"), 0),
+        "group_coordinator": coordinator("__consumer_offsets", settings.topic("flash-sale")),
+        "transaction_coordinator": coordinator("__transaction_state", settings.topic("flash-sale.p0")),
+    }
+
+
 def _cluster_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The same phases on three brokers (RF 3, min ISR 2), with the hot partition's leader SIGKILLed
     halfway through the timed latency phase."""
     from base.cluster import LocalCluster, nodes_on
-    from base.kafka import make_admin
     from base.kafka_admin import create_topics
 
     ports = free_ports(6)
@@ -447,11 +473,12 @@ def _cluster_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         create_topics(settings, bench_topics(), timeout=120)
         rate, per_cpu_s = throughput(settings, args.cluster_attempts, tally, started)
 
+        roles: dict[str, int] = {}
+
         def kill_hot_leader() -> int:
-            orders = settings.topic("orders")
-            leader = int(make_admin(settings).list_topics(orders, timeout=10).topics[orders].partitions[0].leader)
-            cluster.kill(leader)
-            return leader
+            roles.update(_roles(settings))
+            cluster.kill(roles["orders_leader"])
+            return roles["orders_leader"]
 
         run = latency(settings, args.offered, args.seconds, tally, args.warmup, kill=kill_hot_leader)
         worker_alive = all(w.poll() is None for w in started)
@@ -463,8 +490,10 @@ def _cluster_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     figures.update({
         "brokers": len(cluster.nodes), "replication_factor": cluster.replication[0],
         "min_insync_replicas": cluster.replication[1], "start_s": round(start_s, 1),
-        "killed_node": run.killed_node, "failover_s": run.failover_s,
-        "longest_answer_gap_after_kill_s": run.longest_gap_s, "worker_survived_kill": worker_alive,
+        "killed_node": run.killed_node,
+        "killed_node_roles": sorted(role for role, node in roles.items() if node == run.killed_node),
+        "failover_s": run.failover_s,
+        "longest_answer_gap_after_kill_s": run.longest_gap_s, "worker_process_alive_after_kill": worker_alive,
     })
     return figures
 

@@ -6,21 +6,21 @@ Five timestamps of one attempt, all wall-clock milliseconds on this machine (one
 2. ``acked_ms``: the leader's append time of the attempt, which the bench producer's delivery report
    carries because the bench's ``orders`` topic uses ``LogAppendTime`` (the report's own arrival
    would be late whenever the busy bench loop polls late);
-3. ``decided_ms``: the answer's ``ts``, the worker's wall clock when it began the batch's transaction;
-4. ``produced_ms``: the answer record's CreateTime, which librdkafka stamps when the worker calls
+3. ``produced_ms``: the answer record's CreateTime, which librdkafka stamps when the worker calls
    ``produce()`` for it;
-5. ``uncommitted_ms`` / ``committed_ms``: when a ``read_uncommitted`` and a ``read_committed`` reader
+4. ``uncommitted_ms`` / ``committed_ms``: when a ``read_uncommitted`` and a ``read_committed`` reader
    of ``order-results`` in the bench got the answer.
 
 The stages are their differences, so they add up to the whole latency exactly:
 
 - ``send``: producer linger + send until the leader appended it (1 -> 2);
-- ``fetch_wait``: replication to the in-sync replicas (the high watermark), the worker's fetch and
-  the rest of its batch loop (2 -> 3);
-- ``decision``: the worker decides the batch up to this answer's ``produce()`` (3 -> 4);
-- ``produce``: the answer's linger, send and replication plus the reader's fetch (4 -> 5 uncommitted);
+- ``worker``: replication to the in-sync replicas (the high watermark), the worker's fetch wait, and
+  its batch loop up to this answer's ``produce()`` (2 -> 3).  Fetch wait and decision cannot be told
+  apart from outside: the answer's own ``ts`` is the inventory's event-time clock (the attempts' ``ts``),
+  not the worker's wall clock; splitting them needs a timing hook in the stream runtime;
+- ``produce``: the answer's linger, send and replication plus the reader's fetch (3 -> 4 uncommitted);
 - ``commit``: the transaction commit and its markers, until the last stable offset lets a
-  ``read_committed`` reader see it (5 uncommitted -> 5 committed).
+  ``read_committed`` reader see it (4 uncommitted -> 4 committed).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-STAGES = ("send", "fetch_wait", "decision", "produce", "commit")
+STAGES = ("send", "worker", "produce", "commit")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class Timeline:
 
     attempt_ts: float
     acked_ms: float
-    decided_ms: float
     produced_ms: float
     uncommitted_ms: float
     committed_ms: float
@@ -45,8 +44,7 @@ class Timeline:
     def stages(self) -> dict[str, float]:
         return {
             "send": self.acked_ms - self.attempt_ts,
-            "fetch_wait": self.decided_ms - self.acked_ms,
-            "decision": self.produced_ms - self.decided_ms,
+            "worker": self.produced_ms - self.acked_ms,
             "produce": self.uncommitted_ms - self.produced_ms,
             "commit": self.committed_ms - self.uncommitted_ms,
         }
@@ -133,12 +131,12 @@ def gc_summary(pauses: Iterable[tuple[float, float]], start_ms: float, end_ms: f
 
 
 def timelines_of(
-    attempts: Mapping[str, float], acked: Mapping[str, float], answers: Mapping[str, tuple[float, float]],
+    attempts: Mapping[str, float], acked: Mapping[str, float], produced: Mapping[str, float],
     uncommitted: Mapping[str, float], committed: Mapping[str, float],
 ) -> list[Timeline]:
     """Join the per-order_id observations into timelines; orders missing any observation are left out."""
     return [
-        Timeline(attempts[oid], acked[oid], answers[oid][0], answers[oid][1], uncommitted[oid], committed[oid])
+        Timeline(attempts[oid], acked[oid], produced[oid], uncommitted[oid], committed[oid])
         for oid in committed
-        if oid in attempts and oid in acked and oid in answers and oid in uncommitted
+        if oid in attempts and oid in acked and oid in produced and oid in uncommitted
     ]

@@ -12,6 +12,8 @@ from base.broker import replication_for, server_properties
 from base.cluster import (
     NodeSpec,
     consecutive_nodes,
+    coordinator_partition,
+    java_string_hash,
     layout_json,
     nodes_on,
     parse_layout,
@@ -89,3 +91,14 @@ def test_the_active_controller_is_the_leader_at_the_highest_epoch() -> None:
     assert quorum_leader([state(-1, 6), state(3, 5)]) == 3  # an election in progress names nobody
     assert quorum_leader(["not json", state(-1, 1)]) is None
     assert quorum_leader([]) is None
+
+
+def test_java_string_hash_matches_java() -> None:
+    # Values of "".hashCode(), "a".hashCode(), "hello".hashCode(), "polygenelubricants".hashCode() in Java.
+    assert [java_string_hash(t) for t in ("", "a", "hello", "polygenelubricants")] == [0, 97, 99162322, -2147483648]
+    assert java_string_hash("日本") == 0x65E5 * 31 + 0x672C
+
+
+@given(st.text(max_size=40), st.integers(1, 60))
+def test_a_coordinator_partition_is_a_valid_partition(key: str, partitions: int) -> None:
+    assert 0 <= coordinator_partition(key, partitions) < partitions

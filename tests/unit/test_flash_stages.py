@@ -26,7 +26,7 @@ steps = st.floats(min_value=-5, max_value=500, allow_nan=False)
 def timelines(draw: st.DrawFn) -> Timeline:
     at = draw(stamps)
     marks = [at]
-    for _ in range(5):
+    for _ in range(4):
         marks.append(marks[-1] + draw(steps))
     return Timeline(*marks)
 
@@ -56,10 +56,9 @@ def test_the_summary_orders_p50_p99_max_for_every_stage_and_the_total(ts: list[T
 
 def test_the_worst_second_names_its_slowest_stage_and_the_gc_pauses_in_it() -> None:
     base = 1_800_000_000_000.0
-    calm = [Timeline(base + i, base + i + 2, base + i + 4, base + i + 5, base + i + 8, base + i + 20)
-            for i in range(50)]
-    stalled = [Timeline(base + 1000 + i, base + 1002 + i, base + 1004 + i, base + 1005 + i, base + 1008 + i,
-                        base + 1300 + i) for i in range(50)]
+    calm = [Timeline(base + i, base + i + 2, base + i + 5, base + i + 8, base + i + 20) for i in range(50)]
+    stalled = [Timeline(base + 1000 + i, base + 1002 + i, base + 1005 + i, base + 1008 + i, base + 1300 + i)
+               for i in range(50)]
 
     rows = worst_seconds(calm + stalled, gc_pauses=[(base + 1500, 40.0), (base + 9000, 99.0)])
 
@@ -86,5 +85,5 @@ def test_gc_log_pauses_are_read_with_their_wall_clock_and_concurrent_phases_skip
 
 def test_orders_missing_an_observation_are_left_out_of_the_timelines() -> None:
     full = {"a": 1.0, "b": 1.0}
-    joined = timelines_of(full, full, {"a": (2.0, 3.0), "b": (2.0, 3.0)}, {"a": 4.0}, {"a": 5.0, "b": 6.0})
-    assert joined == [Timeline(1.0, 1.0, 2.0, 3.0, 4.0, 5.0)]
+    joined = timelines_of(full, full, {"a": 3.0, "b": 3.0}, {"a": 4.0}, {"a": 5.0, "b": 6.0})
+    assert joined == [Timeline(1.0, 1.0, 3.0, 4.0, 5.0)]
