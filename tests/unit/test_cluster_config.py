@@ -62,6 +62,8 @@ def test_three_nodes_replicate_three_times_with_min_isr_two_and_no_unclean_elect
     for key in ("min.insync.replicas", "transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr"):
         assert props[key] == "2", key
     assert props["unclean.leader.election.enable"] == "false"
+    # a dead node is fenced (its leaders moved) well before Kafka's default 9 s session runs out
+    assert int(props["broker.heartbeat.interval.ms"]) * 4 <= int(props["broker.session.timeout.ms"]) < 9000
 
 
 @given(st.integers(1, 9))

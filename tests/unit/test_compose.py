@@ -66,7 +66,8 @@ def test_compose_brokers_replicate_like_the_local_three_node_cluster() -> None:
     local = server_properties("/d", 1, 2, 1, [(1, 2), (2, 4), (3, 6)])
     keys = ["default.replication.factor", "min.insync.replicas", "unclean.leader.election.enable",
             "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-            "transaction.state.log.min.isr", "auto.create.topics.enable"]
+            "transaction.state.log.min.isr", "auto.create.topics.enable", "broker.session.timeout.ms",
+            "broker.heartbeat.interval.ms"]
     for env in (svc["environment"] for svc in _kafka_services().values()):
         for key in keys:
             assert env["KAFKA_" + key.upper().replace(".", "_")] == local[key], key
