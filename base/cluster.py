@@ -190,7 +190,8 @@ class LocalCluster:
         return time.monotonic() - began
 
     def wait_ready(self, timeout: float, nodes: Sequence[int] | None = None) -> None:
-        """Block until ``nodes`` (default all) answer and every one of them lists all of ``nodes``."""
+        """Block until ``nodes`` (default all) answer: each serves metadata that lists itself, i.e. the
+        active controller has registered and unfenced it."""
         wanted = set(nodes or self.nodes)
         deadline = time.monotonic() + max(timeout, 1.0)
         while time.monotonic() < deadline:
