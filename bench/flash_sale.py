@@ -370,7 +370,7 @@ def redis_peer(attempts: int, workdir: Path) -> tuple[float, int]:
         proc.wait(10)
 
 
-def _stop_workers(started: list[subprocess.Popen[bytes]]) -> None:
+def stop_workers(started: list[subprocess.Popen[bytes]]) -> None:
     for worker in started:
         worker.terminate()
         try:
@@ -381,7 +381,7 @@ def _stop_workers(started: list[subprocess.Popen[bytes]]) -> None:
     started.clear()
 
 
-def _figures(
+def run_figures(
     attempts: int, rate: float, per_cpu_s: float, run: LatencyRun, tally: Tally, gc_logs: list[Path]
 ) -> dict[str, Any]:
     """The figures of one run (single broker or cluster), in the bench's JSON shape."""
@@ -425,77 +425,9 @@ def _single_broker_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         rate, per_cpu_s = throughput(settings, args.attempts, tally, started)
         run = latency(settings, args.offered, args.seconds, tally, args.warmup)
     finally:
-        _stop_workers(started)
+        stop_workers(started)
         broker.stop()
-    return _figures(args.attempts, rate, per_cpu_s, run, tally, [broker.gc_log])
-
-
-def _roles(settings: Settings) -> dict[str, int]:
-    """Which node leads the hot partitions and coordinates the worker's group and transaction, so a
-    failover figure says what the kill took down.  The transactional id is the flash-sale worker's
-    current ``<prefix>flash-sale.p<partition>``."""
-    from base.cluster import coordinator_partition
-    from base.kafka import make_admin
-
-    topics = make_admin(settings).list_topics(timeout=10).topics
-
-    def leader(topic: str, partition: int) -> int:
-        return int(topics[topic].partitions[partition].leader)
-
-    def coordinator(internal: str, key: str) -> int:
-        return leader(internal, coordinator_partition(key, len(topics[internal].partitions)))
-
-    return {
-        "orders_leader": leader(settings.topic("orders"), 0),
-        "order_results_leader": leader(settings.topic("order-results"), 0),
-        "group_coordinator": coordinator("__consumer_offsets", settings.topic("flash-sale")),
-        "transaction_coordinator": coordinator("__transaction_state", settings.topic("flash-sale.p0")),
-    }
-
-
-def _cluster_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """The same phases on three brokers (RF 3, min ISR 2), with the hot partition's leader SIGKILLed
-    halfway through the timed latency phase."""
-    from base.cluster import LocalCluster, nodes_on
-    from base.kafka_admin import create_topics
-
-    ports = free_ports(6)
-    cluster = LocalCluster(workdir / "cluster", nodes_on(ports[:3], ports[3:]), heap="384m", die_with_parent=True)
-    tally = Tally()
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        start_s = cluster.start()
-        settings = Settings.from_env({}).replace(
-            kafka_bootstrap=cluster.bootstrap, topic_prefix="bench.", partitions=1, data_dir=str(workdir / "cw"),
-            log_format="json", replication_factor=cluster.replication[0],
-        )
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        create_topics(settings, bench_topics(), timeout=120)
-        rate, per_cpu_s = throughput(settings, args.cluster_attempts, tally, started)
-
-        roles: dict[str, int] = {}
-
-        def kill_hot_leader() -> int:
-            roles.update(_roles(settings))
-            cluster.kill(roles["orders_leader"])
-            return roles["orders_leader"]
-
-        run = latency(settings, args.offered, args.seconds, tally, args.warmup, kill=kill_hot_leader)
-        worker_alive = all(w.poll() is None for w in started)
-    finally:
-        _stop_workers(started)
-        cluster.stop()
-    figures = _figures(args.cluster_attempts, rate, per_cpu_s, run, tally,
-                       [node.gc_log for node in cluster.nodes.values()])
-    figures.update({
-        "brokers": len(cluster.nodes), "replication_factor": cluster.replication[0],
-        "min_insync_replicas": cluster.replication[1], "start_s": round(start_s, 1),
-        "killed_node": run.killed_node,
-        "killed_node_roles": sorted(role for role, node in roles.items() if node == run.killed_node),
-        "failover_s": run.failover_s,
-        "longest_answer_gap_after_kill_s": run.longest_gap_s, "worker_process_alive_after_kill": worker_alive,
-    })
-    return figures
+    return run_figures(args.attempts, rate, per_cpu_s, run, tally, [broker.gc_log])
 
 
 def main(argv: list[str]) -> int:
@@ -510,11 +442,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-cluster", action="store_true", help="skip the three-broker run")
     args = parser.parse_args(argv)
 
+    from bench.flash_cluster import cluster_run  # it builds on this module's phases
+
     workdir = Path(tempfile.mkdtemp(prefix="lc-bench-flash-"))
     try:
         single = _single_broker_run(args, workdir)
         redis_rate, redis_accepted = redis_peer(args.attempts, workdir)
-        cluster = None if args.no_cluster else _cluster_run(args, workdir)
+        cluster = None if args.no_cluster else cluster_run(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
