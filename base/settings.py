@@ -40,6 +40,14 @@ class Settings:
         19093, "LC_KAFKA_CONTROLLER_PORT", "KRaft controller port of the local broker (loopback only)."
     )
     kafka_heap: str = _setting("768m", "LC_KAFKA_HEAP", "Java heap (-Xmx) of the local broker.")
+    kafka_brokers: int = _setting(
+        1, "LC_KAFKA_BROKERS",
+        "Nodes `livecommerce up` starts: 1, or 3 for a local cluster (RF 3, min ISR 2) on LC_KAFKA_PORT + 2i "
+        "and LC_KAFKA_CONTROLLER_PORT + 2i.",
+    )
+    kafka_node_heap: str = _setting(
+        "384m", "LC_KAFKA_NODE_HEAP", "Java heap (-Xmx) of each node of a multi-broker local cluster."
+    )
     topic_prefix: str = _setting("lc.", "LC_TOPIC_PREFIX", "Prefix of every Kafka topic name.")
     partitions: int = _setting(
         3, "LC_PARTITIONS", "Partitions of each keyed topic (the unit of parallelism and of SKU locking)."

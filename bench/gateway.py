@@ -199,12 +199,10 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
 
 def _produce_counters(settings: Any, rooms: int, rate: float, duration: float) -> int:
     """RoomCounters for every room at ``rate`` per room per second, stamped at produce time."""
-    from confluent_kafka import Producer
-
+    from base.kafka import make_producer
     from schemas import TOPICS, RoomCounters, encode
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 1, "acks": 1,
-                         "log_level": 3})
+    producer = make_producer(settings, {"linger.ms": 1})
     topic, spec = settings.topic("room-counters"), TOPICS["room-counters"]
     produced, began = 0, time.monotonic()
     tick = 1.0 / rate
@@ -250,6 +248,7 @@ def main(argv: list[str]) -> int:
     from base.broker import LocalKafka
     from base.kafka_admin import create_topics
     from base.settings import Settings
+    from schemas import TOPICS
     from ws_gateway.runner import GatewayProcess
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the broker and gateway
@@ -277,7 +276,7 @@ def main(argv: list[str]) -> int:
             say(f"starting Kafka on {broker.bootstrap} …")
             broker.start()
             settings = settings.replace(kafka_bootstrap=broker.bootstrap)
-        create_topics(settings)
+        create_topics(settings, TOPICS.values())
         gateway = GatewayProcess(settings, "--flush-interval", str(args.flush_interval), "--lookback", "0",
                                  log_path=workdir / "gateway.log").start()
         time.sleep(1.0)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from base.kafka import producer_config as base_producer_config
 from base.settings import Settings
 from schemas import TOPICS, encode
 from simulator.pacing import Pacer
@@ -65,13 +66,9 @@ class SendReport:
 
 
 def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        # Kafka's default (Java, aiokafka) partitioner: the workers assume murmur2 placement of keys.
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
+    """The simulator's producer: the project's idempotent ``acks=all`` murmur2 producer
+    (:func:`base.kafka.producer_config`) plus this producer's own throughput knobs."""
+    return base_producer_config(settings, {
         "compression.type": compression,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
@@ -80,8 +77,7 @@ def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
         # per message (measured); after a complete flush, delivered = sent - failed.
         "delivery.report.only.error": True,
         "client.id": "livecommerce-simulator",
-        "log_level": 3,
-    }
+    })
 
 
 def make_producer(settings: Settings) -> tuple[Producer, str]:

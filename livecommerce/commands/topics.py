@@ -16,9 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from base.kafka_admin import create_topics
+    from schemas import TOPICS
     from streams.changelogs import create_changelogs
 
-    for name in create_topics(settings, timeout=args.timeout):
+    for name in create_topics(settings, TOPICS.values(), timeout=args.timeout):
         print(name)
     for name in create_changelogs(settings, timeout=args.timeout):
         print(name)

@@ -65,15 +65,11 @@ def fake_flash_sale(items: list[Outgoing]) -> list[Outgoing]:
 
 
 def produce(settings: Settings, items: list[Outgoing]) -> None:
-    """Send items with the murmur2 partitioner (Kafka's default, as every project producer uses)."""
-    from confluent_kafka import Producer
-
+    """Send items with the project's producer (murmur2 partitioner, as every project producer uses)."""
+    from base.kafka import make_producer
     from schemas import encode
 
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-        "partitioner": "murmur2_random", "linger.ms": 5, "log_level": 3,
-    })
+    producer = make_producer(settings)
     for item in items:
         value = item.raw if item.event is None else encode(item.event)
         while True:

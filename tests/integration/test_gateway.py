@@ -38,9 +38,9 @@ def token(settings: Settings, role: str, room: str | None, sub: str = "u1", ttl:
 
 
 def produce(settings: Settings, topic: str, *events: Event) -> None:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = make_producer(settings)
     for event in events:
         producer.produce(settings.topic(topic), encode(event), key=TOPICS[topic].key_of(event))
     assert producer.flush(30) == 0
@@ -247,13 +247,14 @@ class OrderResponder:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        from base.kafka import make_consumer, make_producer
 
         s = self.settings
-        consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"responder-{s.topic_prefix}",
-                             "enable.auto.commit": False, "fetch.queue.backoff.ms": 1})
+        consumer = make_consumer(s, f"responder-{s.topic_prefix}")
         consumer.assign([TopicPartition(s.topic("orders"), p, OFFSET_BEGINNING) for p in range(s.partitions)])
-        producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
+        producer = make_producer(s)
         try:
             while not self._stop.is_set():
                 for msg in consumer.consume(num_messages=100, timeout=0.1):

@@ -37,17 +37,9 @@ INVALID = [b"{not json", b'{"type":"comment","v":1}', b"\xff\xfe", b'{"type":"li
 
 
 def produce(settings: Settings, events: list[Event], invalid_per_topic: int = 0) -> None:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    producer = Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "enable.idempotence": True,
-            "partitioner": "murmur2_random",
-            "linger.ms": 5,
-            "log_level": 3,
-        }
-    )
+    producer = make_producer(settings)
 
     def send(topic: str, value: bytes, key: bytes | None) -> None:
         while True:
