@@ -48,6 +48,10 @@ log = get_logger(__name__)
 
 Mode = Literal["exactly_once", "at_least_once"]
 
+#: In-process restarts after fatal client errors allowed within the window before the process gives up.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 120.0
+
 
 class Sink(Protocol):
     """Where an at-least-once job writes (the ClickHouse sink): flushed before offsets are committed."""
@@ -211,10 +215,57 @@ class Runner:
     # ---- the loop --------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Process until :attr:`stop_event` is set; then commit what is open and leave the group."""
+        """Process until :attr:`stop_event` is set; then commit what is open and leave the group.
+
+        A fatal client error (a fenced producer or static member, which a broker's death can cause
+        when the coordinator moves) does not leave a live process that no longer answers: the runner
+        drops its clients and state and starts again from the committed offsets and changelog, as a
+        restarted process would.  More than :data:`MAX_RESTARTS` in :data:`RESTART_WINDOW_S` means
+        something else holds our identity (two workers with one id): the error then ends the process.
+        """
+        restarts: list[float] = []
+        while True:
+            try:
+                self._run_once()
+                return
+            except Exception as exc:
+                from confluent_kafka import KafkaException
+
+                if not isinstance(exc, KafkaException) or self.stop_event.is_set():
+                    raise
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+                if len(restarts) > MAX_RESTARTS:
+                    raise
+                self.stats["restarts"] += 1
+                log.warning(f"{self.job.name}_restarting", worker=self.worker_id, error=str(exc),
+                            restarts_in_window=len(restarts))
+                self._reset()
+                time.sleep(1.0)
+
+    def _reset(self) -> None:
+        """Forget clients, state and positions (after a fatal client error); nothing was committed."""
+        for client in (self._consumer, self._restorer):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception as exc:  # a fenced or broken client may refuse to close cleanly
+                    log.info(f"{self.job.name}_close_failed", error=str(exc))
+        if self.sink is not None:
+            self.sink.discard()
+        self._consumer = self._producer = self._restorer = None
+        self._in_txn = self._pending = False
+        self.tasks.clear()
+        self.positions = Positions()
+        self._assigned.clear()
+        self._at_end.clear()
+        self._seen_events, self._seen_outputs = [], []
+
+    def _run_once(self) -> None:
         consumer = self._open()
         cfg = self.config
         last_commit = time.monotonic()
+        clean = False
         try:
             while not self.stop_event.is_set():
                 messages = consumer.consume(num_messages=cfg.batch_size, timeout=cfg.poll_timeout_s)
@@ -236,15 +287,17 @@ class Runner:
                     last_commit = time.monotonic()
                 elif self.sink is not None and not messages and not pending and self._caught_up():
                     self.sink.caught_up()
+            clean = True
         finally:
-            try:
-                self._checkpoint(consumer)
-            finally:
-                consumer.close()  # a dynamic member leaves the group: another worker takes over at once
-                if self._producer is not None:
-                    self._producer.flush(10)
-                if self._restorer is not None:
-                    self._restorer.close()
+            if clean:  # a stop: commit what is open and leave; after an error the restart starts afresh
+                try:
+                    self._checkpoint(consumer)
+                finally:
+                    consumer.close()  # a dynamic member leaves the group: another worker takes over at once
+                    if self._producer is not None:
+                        self._producer.flush(10)
+                    if self._restorer is not None:
+                        self._restorer.close()
 
     def _partition_caught_up(self, partition: int) -> bool:
         """Every input of ``partition`` read up to the end the broker reports NOW.
