@@ -17,7 +17,7 @@ from base.settings import Settings
 #: Subcommands in the order ``--help`` lists them. A module listed here that does not exist yet is skipped.
 COMMANDS = [
     "up", "down", "status", "topics", "simulate", "migrate", "reconcile", "watch",
-    "worker", "gateway", "token", "sentiment", "report", "bench", "demo",
+    "worker", "gateway", "token", "sentiment", "report", "benchmark", "bench", "demo",
 ]
 
 
