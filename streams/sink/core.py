@@ -16,20 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import TOPICS
-from schemas.clickhouse import TABLES_BY_NAME, spec_for
-
 TopicPartition = tuple[str, int]
-
-
-def stored_topics() -> tuple[str, ...]:
-    """Every logical topic whose event type has a raw table, in registry order: what the sink consumes.
-
-    Derived from :data:`schemas.TOPICS` and :data:`schemas.clickhouse.TABLES` so that a new event
-    type with a table (the console's impressions, clicks, follows, shares, host actions, benchmarks)
-    is stored without a second list to update.
-    """
-    return tuple(name for name, spec in TOPICS.items() if spec_for(spec.event).table in TABLES_BY_NAME)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.integration
 
 TOPIC_OF_EVENT = {spec.event: name for name, spec in TOPICS.items()}
 def stored_sample(seed: int, per_type: int) -> dict[str, list[Event]]:
-    """``sample_events`` of the types the sink worker stores (every type, once it takes
-    ``streams.sink.core.stored_topics()``)."""
+    """``sample_events`` of the types the sink worker stores (the console's new topics, once they are in
+    its STORED_TOPICS)."""
     return {tag: items for tag, items in sample_events(seed=seed, per_type=per_type).items()
             if TOPIC_OF_EVENT[type(items[0])] in STORED_TOPICS}
 

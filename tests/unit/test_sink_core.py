@@ -103,12 +103,3 @@ def test_decode_for_sink_skips_invalid_and_tombstones_and_keeps_big_dead_letters
     big = DeadLetter(source_topic="lc.comments", payload=b"x" * 60_000, reason="too big", ts=T0)
     assert len(encode(big)) > settings.max_message_bytes
     assert decode_for_sink(settings, "dead-letters", encode(big), T0) == big
-
-
-def test_the_sink_stores_every_topic_with_a_table_including_the_consoles() -> None:
-    from schemas import TOPICS
-    from streams.sink.core import stored_topics
-
-    topics = stored_topics()
-    assert set(topics) == set(TOPICS)  # every event type has a raw table
-    assert {"impressions", "product-clicks", "follows", "shares", "host-actions", "room-benchmarks"} <= set(topics)
