@@ -272,3 +272,11 @@ def test_snapshot_is_plain_json(decided: Decided) -> None:
     snap = fed(decided).snapshot(next(iter(decided.truth.rooms)))
     assert json.loads(json.dumps(snap)) == snap
     assert msgspec.json.decode(msgspec.json.encode(snap)) == snap
+
+
+def test_the_console_bench_runs_and_its_deltas_are_smaller_than_snapshots() -> None:
+    from bench.console import run
+
+    result = run(duration_s=120, viewers=40)
+    assert result["events"] > 0 and result["series_minutes"] == 2
+    assert result["delta_bytes_max"] < result["snapshot_bytes"]
