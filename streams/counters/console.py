@@ -11,8 +11,9 @@ and the room's latest ``room-benchmarks`` record), and sends :func:`delta` of tw
 Definitions:
 
 - per SKU: ``impressions`` and ``clicks`` count ProductImpression / ProductClick events;
-  ``ctr = clicks / impressions``; ``attempts`` are ``accepted`` + ``rejected`` order results (as in
-  the live counters); ``paid`` counts ``paid`` results and ``gmv_paid_cents`` sums their
+  ``ctr = clicks / impressions``; ``attempts`` are ``accepted`` + ``rejected`` order results and
+  ``paid`` the ``paid`` ones, each counted once per (SKU, user, order_id) as the live counters do (a
+  re-sent order or payment gets its first answer again); ``gmv_paid_cents`` sums the paid ones'
   ``price_cents * quantity``; ``conversion = paid / clicks`` (paid orders per product tap);
 - ``entries`` are joins, split by traffic source (``unknown`` when the client sent none) and by
   follower / non-follower / unknown;
@@ -71,6 +72,9 @@ SERIES_FIELDS = (
 #: Columns of a per-SKU row, in order (ctr and conversion are derived, see :func:`sku_row`).
 SKU_FIELDS = ("impressions", "clicks", "ctr", "attempts", "accepted", "paid", "gmv_paid_cents", "conversion")
 
+#: Answers counted once per order: the decision on an attempt ("a") and the payment ("p").
+_COUNTED_ONCE = {"accepted": "a", "rejected": "a", "paid": "p"}
+
 HOST_MARKER = {"open_sale": "sale_open", "close_sale": "sale_close", "restock": "restock", "pin": "pin",
                "unpin": "unpin"}
 
@@ -122,6 +126,8 @@ class RoomConsole(msgspec.Struct, kw_only=True):
     leave_ts_sum: int = 0
     viewers: set[str] = msgspec.field(default_factory=set)
     buyers: set[str] = msgspec.field(default_factory=set)
+    #: Answers already counted, ``a|p / sku / user / order_id`` (a decision, a payment).
+    answered: set[str] = msgspec.field(default_factory=set)
     follows: int = 0
     shares: int = 0
     comments: int = 0
@@ -299,6 +305,13 @@ class ConsoleCounters:
 
     def _result(self, room: RoomConsole, e: OrderResult) -> None:
         funnel = self._sku(room, e.sku_id)
+        kind = _COUNTED_ONCE.get(e.status)
+        if kind is None:
+            return
+        key = f"{kind}/{e.sku_id}/{e.user_id}/{e.order_id}"
+        if key in room.answered:
+            return  # the first answer again, to a re-sent order or payment
+        room.answered.add(key)
         if e.status in ("accepted", "rejected"):
             funnel.attempts += 1
             if e.status == "accepted":

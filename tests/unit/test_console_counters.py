@@ -47,9 +47,12 @@ def expected_skus(d: Decided, room_id: str) -> dict[str, dict[str, Any]]:
     for sku_id, sku in d.truth.rooms[room_id].skus.items():
         out[sku_id] = {"impressions": sku.impressions, "clicks": sku.clicks, "attempts": 0, "accepted": 0,
                        "paid": 0, "gmv_paid_cents": 0}
+    seen: set[tuple[str, str, str, str]] = set()
     for r in d.results:
-        if r.room_id != room_id:
-            continue
+        key = ("p" if r.status == "paid" else "a", r.sku_id, r.user_id, r.order_id)
+        if r.room_id != room_id or key in seen:
+            continue  # a re-sent order or payment is answered again: counted once
+        seen.add(key)
         row = out[r.sku_id]
         row["attempts"] += r.status in ("accepted", "rejected")
         row["accepted"] += r.status == "accepted"
@@ -89,9 +92,15 @@ def check_against_truth(d: Decided) -> None:
 
 def check_series(d: Decided, room_id: str, series: dict[str, Any]) -> None:
     per_minute: dict[str, Counter[int]] = defaultdict(Counter)
+    answered: set[tuple[str, str, str, str]] = set()
     for e in d.events:
         if getattr(e, "room_id", None) != room_id:
             continue
+        if isinstance(e, OrderResult):
+            key = (e.status, e.sku_id, e.user_id, e.order_id)
+            if key in answered:
+                continue  # the first answer again: counted once
+            answered.add(key)
         ts = getattr(e, "ts", 0)
         m = ts - ts % MINUTE
         if isinstance(e, ProductImpression):
