@@ -30,13 +30,16 @@ Definitions:
   restock), ``alert`` (alerts), and ``online_peak`` (where the highest online so far was first
   reached).  At most :data:`MAX_MARKERS` are kept; beyond that the oldest alert markers go first.
 
-The state of a room is one msgspec Struct (:class:`RoomConsole`), so the runtime can checkpoint it
-with :func:`encode_state` / :func:`decode_state` like the other counters' state.
+Checkpointing, like the live counters: :meth:`ConsoleCounters.take_changes` gives one changelog
+record per changed room (:class:`RoomConsole`, small: counts, the per-minute rows, the markers) plus
+one tiny record per new member of a room's sets (a viewer who joined, a buyer, an answer counted),
+so no record grows with the audience; :meth:`ConsoleCounters.restore` rebuilds the state from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -124,10 +127,9 @@ class RoomConsole(msgspec.Struct, kw_only=True):
     leaves: int = 0
     join_ts_sum: int = 0
     leave_ts_sum: int = 0
-    viewers: set[str] = msgspec.field(default_factory=set)
-    buyers: set[str] = msgspec.field(default_factory=set)
-    #: Answers already counted, ``a|p / sku / user / order_id`` (a decision, a payment).
-    answered: set[str] = msgspec.field(default_factory=set)
+    #: Distinct viewers who joined, and distinct users with an accepted order (members in :class:`Members`).
+    viewer_count: int = 0
+    buyer_count: int = 0
     follows: int = 0
     shares: int = 0
     comments: int = 0
@@ -168,8 +170,8 @@ class RoomConsole(msgspec.Struct, kw_only=True):
     def headline_inputs(self) -> HeadlineInputs:
         t = self.totals()
         return HeadlineInputs(
-            duration_ms=self.duration_ms(), watch_ms=self.watch_ms(), viewers=len(self.viewers),
-            impressions=t.impressions, clicks=t.clicks, buyers=len(self.buyers), gmv_paid_cents=t.gmv_paid_cents,
+            duration_ms=self.duration_ms(), watch_ms=self.watch_ms(), viewers=self.viewer_count,
+            impressions=t.impressions, clicks=t.clicks, buyers=self.buyer_count, gmv_paid_cents=t.gmv_paid_cents,
             follows=self.follows, comments=self.comments,
         )
 
@@ -196,11 +198,28 @@ def decode_state(raw: bytes) -> RoomConsole:
     return _dec.decode(raw)
 
 
+@dataclass
+class Members:
+    """A room's sets, checkpointed one member per record: who joined, who bought, which answers
+    (``a|p / sku / user / order_id``: a decision, a payment) were already counted."""
+
+    viewers: set[str] = field(default_factory=set)
+    buyers: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+
+
+# Changelog keys; ids never contain "|" (schemas.base.Id).
+_STATE, _VIEWER, _BUYER, _ANSWER = "c|", "cv|", "cb|", "ca|"
+
+
 class ConsoleCounters:
     """The console state of every room fed to it (one partition's rooms, in the runtime)."""
 
     def __init__(self) -> None:
         self.rooms: dict[str, RoomConsole] = {}
+        self.members: dict[str, Members] = {}
+        self._dirty: set[str] = set()
+        self._new_members: list[tuple[str, str, str]] = []  # (key prefix, room, member)
         self._apply: dict[type[Event], Callable[[RoomConsole, Any], None]] = {
             Presence: self._presence,
             ProductImpression: self._impression,
@@ -226,12 +245,22 @@ class ConsoleCounters:
         room = self.rooms.get(room_id)
         if room is None:
             room = self.rooms[room_id] = RoomConsole(room_id=room_id)
+            self.members[room_id] = Members()
         return room
 
     def apply(self, event: Event) -> None:
         """Fold one event into its room; KeyError for a type the console does not read."""
         handler = self._apply[type(event)]
-        handler(self.room(event.room_id), event)  # type: ignore[attr-defined]
+        room_id: str = event.room_id  # type: ignore[attr-defined]
+        handler(self.room(room_id), event)
+        self._dirty.add(room_id)
+
+    def _add_member(self, room: RoomConsole, members: set[str], prefix: str, member: str) -> bool:
+        if member in members:
+            return False
+        members.add(member)
+        self._new_members.append((prefix, room.room_id, member))
+        return True
 
     def apply_all(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -270,7 +299,8 @@ class ConsoleCounters:
         if e.action == "join":
             room.joins += 1
             room.join_ts_sum += e.ts
-            room.viewers.add(e.user_id)
+            if self._add_member(room, self.members[room.room_id].viewers, _VIEWER, e.user_id):
+                room.viewer_count += 1
             source = e.source or "unknown"
             room.sources[source] = room.sources.get(source, 0) + 1
             room.follower_entries[0 if e.is_follower else 2 if e.is_follower is None else 1] += 1
@@ -308,15 +338,15 @@ class ConsoleCounters:
         kind = _COUNTED_ONCE.get(e.status)
         if kind is None:
             return
-        key = f"{kind}/{e.sku_id}/{e.user_id}/{e.order_id}"
-        if key in room.answered:
+        members = self.members[room.room_id]
+        if not self._add_member(room, members.answered, _ANSWER, f"{kind}/{e.sku_id}/{e.user_id}/{e.order_id}"):
             return  # the first answer again, to a re-sent order or payment
-        room.answered.add(key)
         if e.status in ("accepted", "rejected"):
             funnel.attempts += 1
             if e.status == "accepted":
                 funnel.accepted += 1
-                room.buyers.add(e.user_id)
+                if self._add_member(room, members.buyers, _BUYER, e.user_id):
+                    room.buyer_count += 1
                 _minute(room, e.ts).orders += 1
         elif e.status == "paid":
             gmv = e.price_cents * e.quantity
@@ -360,6 +390,40 @@ class ConsoleCounters:
     def _benchmark(self, room: RoomConsole, e: RoomBenchmark) -> None:
         if room.benchmark is None or e.ts >= room.benchmark.ts:
             room.benchmark = e
+
+    # ---- changelog ----------------------------------------------------------------------
+
+    def take_changes(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) records that bring a changelog up to date; clears them."""
+        changes = [((_STATE + room).encode(), encode_state(self.rooms[room])) for room in sorted(self._dirty)]
+        changes += [(f"{prefix}{room_id}|{member}".encode(), b"1") for prefix, room_id, member in self._new_members]
+        self._dirty.clear()
+        self._new_members.clear()
+        return changes
+
+    @classmethod
+    def restore(cls, records: Iterable[tuple[bytes, bytes | None]]) -> ConsoleCounters:
+        """Rebuild the console from a changelog read in order (later records win, None deletes)."""
+        latest: dict[bytes, bytes] = {}
+        for raw, value in records:
+            if value is None:
+                latest.pop(raw, None)
+            else:
+                latest[raw] = value
+        console = cls()
+        sets = {_VIEWER: "viewers", _BUYER: "buyers", _ANSWER: "answered"}
+        for raw_key, value in latest.items():
+            key = raw_key.decode()
+            if key.startswith(_STATE):
+                state = decode_state(value)
+                console.room(state.room_id)
+                console.rooms[state.room_id] = state
+                continue
+            prefix = key[: key.index("|") + 1]
+            room_id, member = key[len(prefix):].split("|", 1)
+            console.room(room_id)
+            getattr(console.members[room_id], sets[prefix]).add(member)
+        return console
 
     # ---- output -------------------------------------------------------------------------
 
@@ -405,9 +469,9 @@ def snapshot(room: RoomConsole) -> dict[str, Any]:
         "ts": None if room.last_ts == NO_TIME else room.last_ts,
         "pinned": room.pinned,
         "totals": {
-            "viewers": len(room.viewers), "entries": room.joins, "impressions": t.impressions, "clicks": t.clicks,
+            "viewers": room.viewer_count, "entries": room.joins, "impressions": t.impressions, "clicks": t.clicks,
             "ctr": ratio(t.clicks, t.impressions), "attempts": t.attempts, "accepted": t.accepted, "paid": t.paid,
-            "gmv_paid_cents": t.gmv_paid_cents, "buyers": len(room.buyers), "follows": room.follows,
+            "gmv_paid_cents": t.gmv_paid_cents, "buyers": room.buyer_count, "follows": room.follows,
             "shares": room.shares, "comments": room.comments, "likes": room.likes,
             "watch_ms": room.watch_ms(), "avg_watch_ms": current["avg_watch_ms"], "peak_online": room.peak_online,
         },
