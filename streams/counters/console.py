@@ -61,6 +61,7 @@ from schemas.events import (
     StockUpdate,
 )
 from schemas.headline import HeadlineInputs, benchmark_metrics, gaps, headline
+from streams.counters.hotwords import HotWords
 
 MINUTE_MS = 60_000
 NO_TIME = -(2**62)
@@ -215,7 +216,10 @@ _STATE, _VIEWER, _BUYER, _ANSWER = "c|", "cv|", "cb|", "ca|"
 class ConsoleCounters:
     """The console state of every room fed to it (one partition's rooms, in the runtime)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hot_words: HotWords | None = None) -> None:
+        #: Live hot words (optional: jieba costs ~10-50 us per new comment text); not checkpointed, a
+        #: restarted worker has them back within the window (a minute).
+        self.hot_words = hot_words
         self.rooms: dict[str, RoomConsole] = {}
         self.members: dict[str, Members] = {}
         self._dirty: set[str] = set()
@@ -328,6 +332,8 @@ class ConsoleCounters:
     def _comment(self, room: RoomConsole, e: Comment) -> None:
         self._viewer_time(room, e.ts).comments += 1
         room.comments += 1
+        if self.hot_words is not None:
+            self.hot_words.add(room.room_id, e.text, e.ts)
 
     def _like(self, room: RoomConsole, e: Like) -> None:
         self._viewer_time(room, e.ts).likes += e.count
@@ -427,9 +433,13 @@ class ConsoleCounters:
 
     # ---- output -------------------------------------------------------------------------
 
-    def snapshot(self, room_id: str) -> dict[str, Any]:
+    def snapshot(self, room_id: str, hot_words: int = 20) -> dict[str, Any]:
         """The room's whole console as plain JSON-able data (see :func:`delta` for what to send)."""
-        return snapshot(self.room(room_id))
+        out = snapshot(self.room(room_id))
+        if self.hot_words is not None:
+            self.hot_words.advance(room_id, out["ts"] or 0)
+            out["hot_words"] = [list(kv) for kv in self.hot_words.top(room_id, hot_words)]
+        return out
 
 
 def _minute(room: RoomConsole, ts: int) -> Minute:

@@ -304,3 +304,22 @@ def test_the_console_bench_runs_and_its_deltas_are_smaller_than_snapshots() -> N
     result = run(duration_s=120, viewers=40)
     assert result["events"] > 0 and result["series_minutes"] == 2
     assert result["delta_bytes_max"] < result["snapshot_bytes"]
+
+
+def test_hot_words_of_the_last_minute_ride_in_the_snapshot(decided: Decided) -> None:
+    from schemas import Comment
+    from schemas.words import tokenize
+    from streams.counters.hotwords import HotWords
+
+    console = ConsoleCounters(hot_words=HotWords())
+    console.apply_all(e for e in decided.room_keyed if type(e) in console.event_types)
+    room = next(iter(decided.truth.rooms))
+    snap = console.snapshot(room, hot_words=10)
+    newest = snap["ts"]
+    start = newest - newest % 5_000 + 5_000 - 60_000
+    counts: Counter[str] = Counter()
+    for e in decided.events:
+        if isinstance(e, Comment) and e.room_id == room and e.ts >= start:
+            counts.update(tokenize(e.text))
+    assert snap["hot_words"] == [list(kv) for kv in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
+    assert snap["hot_words"]
