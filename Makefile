@@ -69,6 +69,7 @@ browser: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy base schemas livecommerce bench streams sentiment ws_gateway warehouse analytics simulator
 
 bench: setup quix

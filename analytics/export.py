@@ -1,8 +1,13 @@
 """The report's tables as CSV files (UTF-8 with BOM, so spreadsheet programs read Chinese right).
 
-Values are raw: money in cents, times in epoch ms and ISO, durations in ms.  Free text (comments,
-titles, alert messages) that starts with ``= + - @`` or a tab/CR gets a leading apostrophe, the
-usual guard against formula injection when an operator opens the file in a spreadsheet.
+Values are raw: money in cents, times in epoch ms and ISO, durations in ms.
+
+Formula injection: EVERY text cell, whatever its column, that starts with ``= + - @``, a tab or CR
+(or their full-width forms, which some spreadsheets also read as operators) gets a leading
+apostrophe, the usual guard when an operator opens the file in a spreadsheet.  The guard sits in
+the one function that writes rows (:func:`_write`), not at each column: an id column was once
+written bare (the SKU id ``-1-1``, issue 14 failure 12), and a column added later is guarded
+without anyone remembering to.  Numbers stay numbers (a negative change is ``-0.25``, harmless).
 """
 
 from __future__ import annotations
@@ -14,19 +19,26 @@ from pathlib import Path
 
 from analytics.model import Figures, Report, iso
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def cell_text(text: str) -> str:
-    """Free text made harmless for spreadsheets (see module docstring)."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    """Text made harmless for spreadsheets (see module docstring)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def cell(value: object) -> object:
+    """One CSV cell: text guarded, None empty, numbers as they are."""
+    if isinstance(value, str):
+        return cell_text(value)
+    return "" if value is None else value
 
 
 def _write(path: Path, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(headers)
-        writer.writerows(rows)
+        writer.writerows([cell(v) for v in row] for row in rows)
 
 
 def export_csv(report: Report, directory: str | Path) -> list[Path]:
@@ -38,7 +50,7 @@ def export_csv(report: Report, directory: str | Path) -> list[Path]:
 
     previous = prev.figures if prev else None
     files.append(("summary.csv", ["figure", "current", "previous"], [
-        [name, getattr(cur.figures, name), "" if previous is None else getattr(previous, name)]
+        [name, getattr(cur.figures, name), None if previous is None else getattr(previous, name)]
         for name in Figures.names()
     ]))
     minute_fields = list(asdict(cur.minutes[0])) if cur.minutes else ["minute_ms"]
@@ -51,7 +63,7 @@ def export_csv(report: Report, directory: str | Path) -> list[Path]:
                   "accept_rate", "sold_out_at_ms", "sell_out_ms", "impressions", "impressions_pinned",
                   "impression_viewers", "clicks", "clicks_pinned", "click_viewers", "ctr", "conversion"]
     files.append(("skus.csv", sku_fields, [
-        [cell_text(v) if isinstance(v, str) else ("" if v is None else v) for v in (getattr(s, f) for f in sku_fields)]
+        [getattr(s, f) for f in sku_fields]
         for s in cur.skus
     ]))
     files.append(("rejections.csv", ["sku_id", "reason", "orders"], [
@@ -61,15 +73,15 @@ def export_csv(report: Report, directory: str | Path) -> list[Path]:
         [s.minute_ms, iso(s.minute_ms), s.negative, s.scored, s.share] for s in cur.spikes
     ]))
     files.append(("top_comments.csv", ["kind", "ts_ms", "time_utc", "viewer", "text", "score"], [
-        [kind, c.ts_ms, iso(c.ts_ms), c.user, cell_text(c.text), c.score]
+        [kind, c.ts_ms, iso(c.ts_ms), c.user, c.text, c.score]
         for kind, rows in (("positive", cur.top_positive), ("negative", cur.top_negative)) for c in rows
     ]))
-    files.append(("hot_words.csv", ["word", "count"], [[cell_text(w), n] for w, n in cur.hot_words]))
+    files.append(("hot_words.csv", ["word", "count"], [[w, n] for w, n in cur.hot_words]))
     files.append(("alerts.csv", ["ts_ms", "time_utc", "kind", "level", "message", "value", "threshold"], [
-        [a.ts_ms, iso(a.ts_ms), a.kind, a.level, cell_text(a.message), a.value, a.threshold] for a in cur.alerts
+        [a.ts_ms, iso(a.ts_ms), a.kind, a.level, a.message, a.value, a.threshold] for a in cur.alerts
     ]))
     files.append(("comparison.csv", ["figure", "current", "previous", "change"], [
-        [c.name, c.current, "" if c.previous is None else c.previous, "" if c.change is None else c.change]
+        [c.name, c.current, c.previous, c.change]
         for c in report.comparison
     ]))
     files.append(("sources.csv", ["source", "entries", "follower_entries", "non_follower_entries",

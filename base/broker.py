@@ -6,13 +6,12 @@ configs, formats the storage once, starts ``kafka.Kafka`` detached in its own pr
 until it answers, and stops it by PID.  ``start()`` on a running broker is a no-op, so ``livecommerce
 up`` twice is harmless, and a PID file left by a crash is recognised as stale and replaced.
 
-The config builders at the top are pure functions over plain values (unit-tested without Java);
-:class:`LocalKafka` below them is the thin process shell.
+The config builders are pure functions in :mod:`base.broker_config` (unit-tested without Java; re-exported
+here); the jar, PID and port helpers and :class:`LocalKafka` below are the thin process shell.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -23,10 +22,26 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from base.broker_config import (
+    NODE_ID,
+    cluster_id_from_bytes,
+    log4j2_properties,
+    new_cluster_id,
+    parse_properties,
+    render_properties,
+    replication_for,
+    server_properties,
+)
 from base.settings import REPO_ROOT
+
+__all__ = [  # the config builders live in base.broker_config; re-exported for callers of this module
+    "NODE_ID", "BrokerError", "LocalKafka", "cluster_id_from_bytes", "ensure_kafka_jars", "log4j2_properties",
+    "new_cluster_id", "parse_properties", "port_in_use", "render_properties", "replication_for",
+    "server_properties",
+]
 
 BROKER_DIR = REPO_ROOT / "broker"
 POM = BROKER_DIR / "pom.xml"
@@ -34,120 +49,12 @@ LIB_DIR = BROKER_DIR / "lib"
 #: Records which pom.xml the jars in LIB_DIR were fetched for, so a changed pom refetches them.
 _STAMP = ".pom.sha256"
 
-NODE_ID = 1
-
-
 class BrokerError(RuntimeError):
     """The local broker could not be fetched, started or stopped; the message says why and what to do."""
 
 
 # --------------------------------------------------------------------------------------------- pure core
-
-
-def server_properties(log_dir: str, port: int, controller_port: int) -> dict[str, str]:
-    """The broker's ``server.properties`` for a single-node dev/test cluster.
-
-    Loopback only.  Every internal topic gets replication factor 1 and min ISR 1, otherwise the first
-    consumer group or transaction would wait forever for replicas that do not exist (exactly-once Faust
-    needs the transaction state topic).  Static voters (not ``--standalone``) keep the controller
-    endpoint out of the formatted log, so a data dir can be restarted on other ports.
-    """
-    return {
-        "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": log_dir,
-        # Topics are created explicitly with their partition counts (partitioning is the SKU lock).
-        "auto.create.topics.enable": "false",
-        "num.partitions": "3",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "10",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        # A single member should not wait 3 s for others that will never come.
-        "group.initial.rebalance.delay.ms": "0",
-        # Two shared cores: few threads; small segments and a two-day retention keep the disk bounded.
-        "num.network.threads": "2",
-        "num.io.threads": "4",
-        "log.segment.bytes": str(64 * 1024 * 1024),
-        "log.retention.hours": "48",
-        "log.retention.bytes": str(1024 * 1024 * 1024),
-        "log.retention.check.interval.ms": "60000",
-    }
-
-
-def log4j2_properties(log_file: str) -> str:
-    """A quiet log4j2 config: warnings and the start/stop lines, to a size-capped file in the data dir."""
-    return "\n".join(
-        [
-            "status = warn",
-            "appender.file.type = RollingFile",
-            "appender.file.name = file",
-            f"appender.file.fileName = {log_file}",
-            f"appender.file.filePattern = {log_file}.%i",
-            "appender.file.layout.type = PatternLayout",
-            "appender.file.layout.pattern = [%d] %p %m (%c)%n",
-            "appender.file.policies.type = Policies",
-            "appender.file.policies.size.type = SizeBasedTriggeringPolicy",
-            "appender.file.policies.size.size = 10MB",
-            "appender.file.strategy.type = DefaultRolloverStrategy",
-            "appender.file.strategy.max = 2",
-            "rootLogger.level = warn",
-            "rootLogger.appenderRef.file.ref = file",
-            "logger.raftserver.name = kafka.server.KafkaRaftServer",
-            "logger.raftserver.level = info",
-            "",
-        ]
-    )
-
-
-def render_properties(props: Mapping[str, str]) -> str:
-    """Java properties text, one ``key=value`` a line, in a stable order."""
-    for key, value in props.items():
-        if any(c in key for c in "=:\n \\") or "\n" in value:
-            raise ValueError(f"property {key!r}={value!r} cannot be written without escaping")
-    return "".join(f"{key}={value}\n" for key, value in sorted(props.items()))
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """Inverse of :func:`render_properties` (also reads ``meta.properties`` written by Kafka)."""
-    result: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", "!")):
-            continue
-        key, _, value = line.partition("=")
-        result[key.strip()] = value.strip()
-    return result
-
-
-def cluster_id_from_bytes(raw: bytes) -> str:
-    """A KRaft cluster id: 16 bytes as unpadded URL-safe base64 (22 chars), like Kafka's ``Uuid.toString``."""
-    if len(raw) != 16:
-        raise ValueError(f"a cluster id is 16 bytes, got {len(raw)}")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def new_cluster_id() -> str:
-    """A fresh random cluster id that Kafka accepts.
-
-    Kafka's own generator redraws ids that start with ``-`` (they look like a command-line flag) and
-    the all-zero id (reserved); so do we.
-    """
-    while True:
-        candidate = cluster_id_from_bytes(os.urandom(16))
-        if not candidate.startswith("-") and candidate != cluster_id_from_bytes(bytes(16)):
-            return candidate
+# (the node's configuration: base.broker_config)
 
 
 def pom_digest(pom_text: bytes) -> str:
@@ -291,7 +198,11 @@ def _terminate_with_parent() -> None:
 
 
 class LocalKafka:
-    """One local broker living in ``data_dir`` (configs, logs, PID file and the Kafka log dirs)."""
+    """One local broker living in ``data_dir`` (configs, logs, PID file and the Kafka log dirs).
+
+    Alone it is a single-node cluster; :class:`base.cluster.LocalCluster` makes several of them one
+    cluster by giving each its ``node_id``, the shared ``voters`` and the shared ``cluster_id``.
+    """
 
     def __init__(
         self,
@@ -301,6 +212,9 @@ class LocalKafka:
         heap: str = "768m",
         lib_dir: Path = LIB_DIR,
         die_with_parent: bool = False,
+        node_id: int = NODE_ID,
+        voters: Sequence[tuple[int, int]] | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         """``die_with_parent``: for test sessions; the kernel SIGTERMs the broker if the starting process
         dies, even by SIGKILL, so a killed pytest never leaves a JVM behind.  ``livecommerce up`` leaves it
@@ -311,6 +225,9 @@ class LocalKafka:
         self.controller_port = controller_port
         self.heap = heap
         self.lib_dir = lib_dir
+        self.node_id = node_id
+        self.voters = list(voters) if voters is not None else None
+        self.cluster_id = cluster_id
         self._popen: subprocess.Popen[bytes] | None = None
 
     # paths ------------------------------------------------------------------------------------------
@@ -342,6 +259,11 @@ class LocalKafka:
     def pid_file(self) -> Path:
         return self.data_dir / "broker.pid"
 
+    @property
+    def gc_log(self) -> Path:
+        """The JVM's GC log (pauses with wall-clock stamps), to tell GC stalls from other stalls."""
+        return self.data_dir / "gc.log"
+
     # state ------------------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """PID of this data dir's running broker, or None.  A stale PID file is removed."""
@@ -363,7 +285,7 @@ class LocalKafka:
         return self.pid() is not None
 
     def is_answering(self, timeout: float = 3.0) -> bool:
-        """True when the broker serves metadata (a Kafka client sees node 1), not just an open port."""
+        """True when the broker serves metadata that lists this node, not just an open port."""
         if not port_in_use(self.port):
             return False
         from confluent_kafka.admin import AdminClient
@@ -373,7 +295,7 @@ class LocalKafka:
             metadata = admin.list_topics(timeout=timeout)
         except Exception:
             return False
-        return NODE_ID in metadata.brokers
+        return self.node_id in metadata.brokers
 
     def is_formatted(self) -> bool:
         return (self.log_dir / "meta.properties").exists()
@@ -389,14 +311,45 @@ class LocalKafka:
         began = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.data_dir / "start.lock"):
-            return self._start_locked(began, timeout)
-
-    def _start_locked(self, began: float, timeout: float) -> float:
-        if self.pid() is not None:
-            if self.is_answering():
-                return 0.0
-            self.wait_ready(timeout)
+            if self.pid() is not None:
+                if self.is_answering():
+                    return 0.0
+                self.wait_ready(timeout)
+                return time.monotonic() - began
+            self._launch_locked()
+            try:
+                self.wait_ready(timeout - (time.monotonic() - began))
+            except BrokerError:
+                self.stop()
+                raise
             return time.monotonic() - began
+
+    def launch(self) -> bool:
+        """Start the JVM without waiting for it to answer; False when it already runs.
+
+        A node of a multi-node cluster cannot answer before a quorum of controllers is up, so
+        :class:`base.cluster.LocalCluster` launches every node first and waits afterwards.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.data_dir / "start.lock"):
+            if self.pid() is not None:
+                return False
+            self._launch_locked()
+            return True
+
+    def prepare(self) -> None:
+        """Write the configs and format the storage if needed, without starting the broker.
+
+        A cluster prepares its nodes in parallel (formatting is a JVM start of its own) and then
+        launches them from the calling thread: ``die_with_parent`` ties a broker to the *thread* that
+        spawned it (PR_SET_PDEATHSIG), so spawning from a short-lived thread would kill it at once.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.data_dir / "start.lock"):
+            if self.pid() is None:
+                self._prepare_locked()
+
+    def _prepare_locked(self) -> str:
         for port in (self.port, self.controller_port):
             if port_in_use(port):
                 raise BrokerError(
@@ -405,12 +358,16 @@ class LocalKafka:
                 )
         java = _require_java()
         ensure_kafka_jars(self.lib_dir)
-        self.config_file.write_text(
-            render_properties(server_properties(str(self.log_dir), self.port, self.controller_port))
-        )
+        self.config_file.write_text(render_properties(server_properties(
+            str(self.log_dir), self.port, self.controller_port, self.node_id, self.voters
+        )))
         self.log4j_file.write_text(log4j2_properties(str(self.broker_log)))
         if not self.is_formatted():
             self._format(java)
+        return java
+
+    def _launch_locked(self) -> None:
+        java = self._prepare_locked()
         with self.stdout_log.open("ab") as out:
             self._popen = subprocess.Popen(
                 [*self._java_command(java), *self._class_sharing_flags(java), "kafka.Kafka", str(self.config_file)],
@@ -422,21 +379,16 @@ class LocalKafka:
                 preexec_fn=_terminate_with_parent if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._popen.pid}\n")
-        try:
-            self.wait_ready(timeout - (time.monotonic() - began))
-        except BrokerError:
-            self.stop()
-            raise
-        return time.monotonic() - began
 
     def _java_command(self, java: str) -> list[str]:
         return [
             java,
             f"-Xmx{self.heap}",
-            "-Xms64m",
+            f"-Xms{self.heap}",  # a heap that never grows: G1 sizes a larger young generation, fewer pauses
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",
+            f"-Xlog:gc:file={self.gc_log}:time,uptime:filecount=2,filesize=5m",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j_file}",
             f"-Dkafka.logs.dir={self.data_dir}",
@@ -473,10 +425,12 @@ class LocalKafka:
         new.unlink()
 
     def _format(self, java: str) -> None:
-        """Format the KRaft storage once, with a fresh cluster id (the data dir keeps it afterwards)."""
+        """Format the KRaft storage once, with the cluster's id or a fresh one (the data dir keeps it)."""
+        shared = shared_class_archive(self.lib_dir, java)  # the broker's class archive serves the tool too
+        cds = ["-Xlog:cds*=off", f"-XX:SharedArchiveFile={shared}"] if shared.exists() else []
         cmd = [
-            *self._java_command(java), "kafka.tools.StorageTool", "format",
-            "--cluster-id", new_cluster_id(), "--config", str(self.config_file),
+            *self._java_command(java), *cds, "kafka.tools.StorageTool", "format",
+            "--cluster-id", self.cluster_id or new_cluster_id(), "--config", str(self.config_file),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=self.data_dir)
         if proc.returncode != 0 or not self.is_formatted():
@@ -521,6 +475,18 @@ class LocalKafka:
             self._new_class_archive.unlink(missing_ok=True)  # possibly cut short mid-write
         else:
             self._publish_class_archive()
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL the broker at once (a crash, for failure tests); True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._signal_group(pid, signal.SIGKILL)
+        while self._reap_or_alive(pid):
+            time.sleep(0.02)
+        self._new_class_archive.unlink(missing_ok=True)
         self.pid_file.unlink(missing_ok=True)
         return True
 

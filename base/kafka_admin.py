@@ -1,4 +1,8 @@
-"""Create (and for tests, delete) the project's Kafka topics from the registry in :mod:`schemas.topics`.
+"""Create (and for tests, delete) the project's Kafka topics from topic specs the caller passes.
+
+The specs are the registry in :mod:`schemas.topics` (``schemas.TOPICS.values()``), but this module
+takes them as an argument rather than importing them: ``base`` is the bottom layer and knows nothing
+of the event schemas.  Anything with a ``.name`` (unprefixed) and a ``.config`` mapping will do.
 
 Why up front: Faust does not create source topics, auto-creation is disabled on our broker, and the
 partition count of a SKU-keyed topic is part of the locking design (key -> partition -> one owner).
@@ -12,10 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from base.settings import Settings
-from schemas.topics import TOPICS
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -23,6 +26,16 @@ if TYPE_CHECKING:
 
 class TopicError(RuntimeError):
     """Topics could not be created as specified; the message names the topics and the fix."""
+
+
+class TopicSpecLike(Protocol):
+    """What a topic spec must offer here: its unprefixed name and its topic configs."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -35,13 +48,13 @@ class TopicPlan:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def topic_plans(settings: Settings) -> list[TopicPlan]:
-    """Every registered topic under ``settings``' prefix, partition count and replication factor."""
+def topic_plans(settings: Settings, specs: Iterable[TopicSpecLike]) -> list[TopicPlan]:
+    """Every spec's topic under ``settings``' prefix, partition count and replication factor."""
     if settings.partitions < 1 or settings.replication_factor < 1:
         raise ValueError("partitions and replication factor must be at least 1")
     return [
         TopicPlan(settings.topic(spec.name), settings.partitions, settings.replication_factor, dict(spec.config))
-        for spec in TOPICS.values()
+        for spec in specs
     ]
 
 
@@ -55,9 +68,9 @@ def partition_mismatches(plans: Iterable[TopicPlan], existing: Mapping[str, int]
 
 
 def _admin(settings: Settings) -> AdminClient:
-    from confluent_kafka.admin import AdminClient
+    from base.kafka import make_admin
 
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 3})
+    return make_admin(settings)
 
 
 def _ready_partition_counts(admin: AdminClient, names: Iterable[str], timeout: float) -> dict[str, int]:
@@ -73,8 +86,8 @@ def _ready_partition_counts(admin: AdminClient, names: Iterable[str], timeout: f
     return counts
 
 
-def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create every registered topic (existing ones are fine) and wait until all have leaders.
+def create_topics(settings: Settings, specs: Iterable[TopicSpecLike], timeout: float = 30.0) -> list[str]:
+    """Create the topic of every spec (existing ones are fine) and wait until all have leaders.
 
     Returns the full topic names.  Raises :class:`TopicError` when a topic exists with another
     partition count, or creation fails, or the topics do not become usable within ``timeout``.
@@ -82,7 +95,7 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # re-exported from cimpl
 
-    plans = topic_plans(settings)
+    plans = topic_plans(settings, specs)
     names = [plan.name for plan in plans]
     admin = _admin(settings)
     existing = _ready_partition_counts(admin, names, timeout)

@@ -40,6 +40,14 @@ class Settings:
         19093, "LC_KAFKA_CONTROLLER_PORT", "KRaft controller port of the local broker (loopback only)."
     )
     kafka_heap: str = _setting("768m", "LC_KAFKA_HEAP", "Java heap (-Xmx) of the local broker.")
+    kafka_brokers: int = _setting(
+        1, "LC_KAFKA_BROKERS",
+        "Nodes `livecommerce up` starts: 1, or 3 for a local cluster (RF 3, min ISR 2) on LC_KAFKA_PORT + 2i "
+        "and LC_KAFKA_CONTROLLER_PORT + 2i.",
+    )
+    kafka_node_heap: str = _setting(
+        "384m", "LC_KAFKA_NODE_HEAP", "Java heap (-Xmx) of each node of a multi-broker local cluster."
+    )
     topic_prefix: str = _setting("lc.", "LC_TOPIC_PREFIX", "Prefix of every Kafka topic name.")
     partitions: int = _setting(
         3, "LC_PARTITIONS", "Partitions of each keyed topic (the unit of parallelism and of SKU locking)."
@@ -72,9 +80,23 @@ class Settings:
         0.2, "LC_GATEWAY_LIKE_INTERVAL_S", "Seconds a room's likes are summed before one Like event is produced."
     )
     gateway_action_rate: float = _setting(
-        20.0, "LC_GATEWAY_ACTION_RATE", "Actions per second one connection may send (token bucket rate)."
+        20.0, "LC_GATEWAY_ACTION_RATE",
+        "Actions per second one user may send in one room, over all its connections (token bucket rate).",
     )
-    gateway_action_burst: int = _setting(40, "LC_GATEWAY_ACTION_BURST", "Token bucket burst of one connection.")
+    gateway_action_burst: int = _setting(
+        40, "LC_GATEWAY_ACTION_BURST", "Token bucket burst of one user in one room, over all its connections."
+    )
+    gateway_max_sockets_per_user: int = _setting(
+        16, "LC_GATEWAY_MAX_SOCKETS_PER_USER", "Open connections one user may hold on one gateway (close 4010 beyond)."
+    )
+    gateway_strike_burst: int = _setting(
+        10, "LC_GATEWAY_STRIKE_BURST",
+        "Invalid or refused frames one user may send (refilled one per 5 s) before its connection is closed (4009).",
+    )
+    gateway_dedupe_window_s: float = _setting(
+        300.0, "LC_GATEWAY_DEDUPE_WINDOW_S",
+        "Seconds a comment or like client event_id is remembered per user and room (retries answered, not produced).",
+    )
     gateway_buffer_high_water: int = _setting(
         65536, "LC_GATEWAY_BUFFER_HIGH_WATER",
         "Unsent bytes above which a client is behind: it skips updates and catches up with a snapshot.",
@@ -100,7 +122,12 @@ class Settings:
         16384, "LC_MAX_MESSAGE_BYTES", "Largest accepted event on the wire; larger ones are dead-lettered."
     )
     max_future_skew_ms: int = _setting(
-        300_000, "LC_MAX_FUTURE_SKEW_MS", "Events stamped further in the future than this are rejected."
+        2_000, "LC_MAX_FUTURE_SKEW_MS",
+        "Events stamped further in the future than this are dead-lettered (live events: seconds, not minutes).",
+    )
+    payment_grace_ms: int = _setting(
+        3_000, "LC_PAYMENT_GRACE_MS",
+        "A payment stamped before its hold's deadline still pays if it reaches Kafka within this after it.",
     )
     log_level: str = _setting("INFO", "LC_LOG_LEVEL", "Log level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = _setting("json", "LC_LOG_FORMAT", "Log format: json (one object a line) or console.")
@@ -141,6 +168,3 @@ class Settings:
         """The settings as environment variables, to hand to child processes."""
         return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
 
-
-def get_settings() -> Settings:
-    return Settings.from_env()

@@ -2,7 +2,7 @@
 
 On a broker of its own (free loopback ports, temp dir, stopped at the end; or ``--bootstrap``) it
 starts one gateway process (``livecommerce gateway``), then ``--client-procs`` client processes
-that open ``--clients`` websocket connections in total (host tokens spread over ``--rooms`` rooms,
+that open ``--clients`` websocket connections in total (one host token per client, spread over ``--rooms`` rooms,
 so every client receives the room's counters), plus ``--slow-clients`` that subscribe and then never
 read.  Once every client is subscribed, this process produces ``RoomCounters`` for every room at
 ``--rate`` events per room per second for ``--duration`` seconds, each stamped with the time it is
@@ -72,7 +72,8 @@ class _BenchClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a selector transport
+        assert isinstance(transport, asyncio.Transport)  # a selector transport
+        self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -135,8 +136,13 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
     _raise_nofile()
     loop = asyncio.get_running_loop()
     now_s = int(time.time())
-    tokens = [mint_token(BENCH_SECRET, sub=f"bench-{r}", role="host", room=f"room-{r}", now_s=now_s, ttl_s=3600)
-              for r in range(rooms)]
+    # one user per client: the gateway caps connections per user (LC_GATEWAY_MAX_SOCKETS_PER_USER), as a
+    # real audience has one or two sockets per person, not thousands on one token
+    def token_for(i: int, stalled: bool) -> str:
+        room = (offset + i) % rooms
+        sub = f"bench-{'slow' if stalled else 'c'}-{offset + i}"
+        return mint_token(BENCH_SECRET, sub=sub, role="host", room=f"room-{room}", now_s=now_s, ttl_s=3600)
+
     hostport = url.split("//", 1)[1].split("/", 1)[0]
     host, port = hostport.rsplit(":", 1)
     latencies: list[int] = []
@@ -155,7 +161,7 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
 
     async def open_one(i: int, stalled: bool) -> None:
         nonlocal connected
-        room = (offset + i) % rooms
+        tok = token_for(i, stalled)
         async with gate:
             for attempt in range(5):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -165,7 +171,7 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
                 try:
                     await loop.sock_connect(sock, (host, int(port)))
                     transport, client = await loop.create_connection(
-                        lambda: _BenchClient(f"/ws?token={tokens[room]}", hostport, stalled, on_text), sock=sock)
+                        lambda: _BenchClient(f"/ws?token={tok}", hostport, stalled, on_text), sock=sock)
                     await asyncio.wait_for(client.open, 30)
                     transports.append(transport)
                     connected += 1
@@ -193,12 +199,10 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
 
 def _produce_counters(settings: Any, rooms: int, rate: float, duration: float) -> int:
     """RoomCounters for every room at ``rate`` per room per second, stamped at produce time."""
-    from confluent_kafka import Producer
-
+    from base.kafka import make_producer
     from schemas import TOPICS, RoomCounters, encode
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 1, "acks": 1,
-                         "log_level": 3})
+    producer = make_producer(settings, {"linger.ms": 1})
     topic, spec = settings.topic("room-counters"), TOPICS["room-counters"]
     produced, began = 0, time.monotonic()
     tick = 1.0 / rate
@@ -244,6 +248,7 @@ def main(argv: list[str]) -> int:
     from base.broker import LocalKafka
     from base.kafka_admin import create_topics
     from base.settings import Settings
+    from schemas import TOPICS
     from ws_gateway.runner import GatewayProcess
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the broker and gateway
@@ -271,7 +276,7 @@ def main(argv: list[str]) -> int:
             say(f"starting Kafka on {broker.bootstrap} …")
             broker.start()
             settings = settings.replace(kafka_bootstrap=broker.bootstrap)
-        create_topics(settings)
+        create_topics(settings, TOPICS.values())
         gateway = GatewayProcess(settings, "--flush-interval", str(args.flush_interval), "--lookback", "0",
                                  log_path=workdir / "gateway.log").start()
         time.sleep(1.0)

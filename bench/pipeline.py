@@ -6,7 +6,7 @@ the simulated comments, orders and payments) into the input topics, then measure
 
 1. ``baseline_confluent_loop_events_per_s``: a plain confluent-kafka consume + orjson + dict count
    per room and window: what Python can do with no state, no output, no guarantee (upper bound);
-2. ``events_per_s``: one :class:`~streams.counters.worker.CountersWorker` in this process, exactly
+2. ``events_per_s``: one counters :class:`~streams.runtime.runner.Runner` in this process, exactly
    once (transactions + changelog), every committed event and snapshot inserted into embedded
    ClickHouse (chdb raw tables) before the next batch;
 3. ``quix_events_per_s``: Quix Streams (its own venv: quixstreams pins confluent-kafka < 2.13) on
@@ -42,12 +42,13 @@ from typing import Any
 import msgspec
 import orjson
 
-from bench.common import free_ports
 from base.settings import REPO_ROOT, Settings
-from schemas import OrderAttempt, OrderResult, Payment, encode
+from bench.common import free_ports
+from schemas import TOPICS, OrderAttempt, OrderResult, Payment, encode
 from schemas.base import Event
 from schemas.events import Comment, ScoredComment
-from streams.counters.worker import INPUTS
+from sentiment.labels import Label
+from streams.counters.job import INPUTS
 
 QUIX_PYTHON = REPO_ROOT / ".lc" / "quix-venv" / "bin" / "python"
 Message = tuple[str, bytes, bytes]  # logical topic, key, value
@@ -71,7 +72,7 @@ def bench_broker(bootstrap: str | None) -> Iterator[Settings]:
             kafka_bootstrap=bootstrap, topic_prefix=f"bench{int(time.time())}.", data_dir=str(tmp),
             partitions=3, log_level="WARNING",
         )
-        create_topics(settings)
+        create_topics(settings, TOPICS.values())
         yield settings
         if broker is None:
             with contextlib.suppress(Exception):
@@ -89,7 +90,7 @@ def derived(event: Event, orders: dict[str, OrderAttempt]) -> Event | None:
     """What the sentiment and flash-sale jobs would add for ``event`` (a stand-in, not their logic)."""
     if isinstance(event, Comment):
         h = hashlib.blake2b(event.event_id.encode(), digest_size=1).digest()[0]
-        label = ("positive", "neutral", "negative")[h % 3]
+        label: Label = ("positive", "neutral", "negative")[h % 3]
         score = {"positive": 0.8, "neutral": 0.0, "negative": -0.7}[label]
         return ScoredComment(event_id=event.event_id, room_id=event.room_id, user_id=event.user_id,
                              text=event.text, label=label, score=score, confidence=0.9, ts=event.ts)
@@ -138,17 +139,20 @@ TOPIC_OF = {"comment": "comments", "like": "likes", "presence": "presence",
             "scored_comment": "scored-comments", "order_result": "order-results", "stock": "stock"}
 
 
+def topic_of(event: Event) -> str:
+    """The logical topic of a bench event (by its type tag)."""
+    return TOPIC_OF[str(type(event).__struct_config__.tag)]
+
+
 def to_messages(events: list[Event]) -> list[Message]:
-    return [(TOPIC_OF[type(e).__struct_config__.tag], e.room_id.encode(), encode(e))  # type: ignore[attr-defined]
-            for e in events]
+    return [(topic_of(e), e.room_id.encode(), encode(e)) for e in events]  # type: ignore[attr-defined]
 
 
 def producer(settings: Settings) -> Any:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True,
-                     "partitioner": "murmur2_random", "linger.ms": 20, "batch.num.messages": 10_000,
-                     "queue.buffering.max.messages": 1_000_000, "log_level": 3})
+    return make_producer(settings, {"linger.ms": 20, "batch.num.messages": 10_000,
+                                    "queue.buffering.max.messages": 1_000_000})
 
 
 def produce_all(settings: Settings, messages: list[Message]) -> None:
@@ -170,11 +174,9 @@ def produce_all(settings: Settings, messages: list[Message]) -> None:
 
 def confluent_loop(settings: Settings, expected: int) -> dict[str, float]:
     """Consume-and-count with no state, output or guarantee: the upper bound of any Python job here."""
-    from confluent_kafka import Consumer
+    from base.kafka import make_consumer
 
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{settings.topic_prefix}plain",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "fetch.queue.backoff.ms": 1, "log_level": 3})
+    c = make_consumer(settings, f"{settings.topic_prefix}plain")
     c.subscribe([settings.topic(t) for t in INPUTS])
     counts: Counter[tuple[bytes, int]] = Counter()
     seen, start, cpu = 0, 0.0, 0.0
@@ -184,9 +186,10 @@ def confluent_loop(settings: Settings, expected: int) -> dict[str, float]:
         if batch and not start:
             start, cpu = time.perf_counter(), time.process_time()
         for msg in batch:
-            if msg.error() is None:
-                event = loads(msg.value())
-                counts[(msg.key(), event["ts"] // 1000)] += event.get("count", 1)
+            value, key = msg.value(), msg.key()
+            if msg.error() is None and value is not None and key is not None:
+                event = loads(value)
+                counts[(key, event["ts"] // 1000)] += event.get("count", 1)
                 seen += 1
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     c.close()
@@ -197,14 +200,15 @@ def confluent_loop(settings: Settings, expected: int) -> dict[str, float]:
 
 
 class ClickHouseTap:
-    """The project's :class:`~streams.sink.sink.ClickHouseSink`, embedded: each committed batch
-    (events and snapshots) is inserted into embedded ClickHouse before the worker goes on."""
+    """The project's ClickHouse writer (:class:`~warehouse.writer.WarehouseWriter`), embedded: each
+    committed batch (events and snapshots) is inserted into embedded ClickHouse before the worker
+    goes on."""
 
     def __init__(self, data_dir: str) -> None:
-        from streams.sink.sink import ClickHouseSink
         from warehouse.client import get_client
+        from warehouse.writer import WarehouseWriter
 
-        self.sink = ClickHouseSink(get_client(f"chdb://{data_dir}/clickhouse"), "lc_bench", "bench")
+        self.sink = WarehouseWriter(get_client(f"chdb://{data_dir}/clickhouse"), "lc_bench", "bench")
         self.sink.start()
         self.rows = 0
 
@@ -213,29 +217,32 @@ class ClickHouseTap:
 
 
 def counters_worker(settings: Settings, expected: int, clickhouse: bool) -> dict[str, Any]:
-    from streams.counters.worker import CountersWorker
+    """The counters job on the runtime, observed through the runner's commit hook."""
+    from streams.counters.job import RUNNER_CONFIG, counters_job
+    from streams.runtime.runner import Checkpoint, Runner
 
     tap = ClickHouseTap(settings.data_dir) if clickhouse else None
     marks: dict[str, float] = {}
     done = [0]
 
-    def listener(events: list[Event], snapshots: list[Any]) -> None:
+    def on_commit(checkpoint: Checkpoint) -> None:
+        events = checkpoint.events
         if tap is not None:
-            tap(events, snapshots)
+            tap(events, [event for _, event in checkpoint.outputs])
         if not done[0]:
             marks["start"], marks["first"] = time.perf_counter(), len(events)
             marks["cpu"] = time.process_time()
         done[0] += len(events)
         if done[0] >= expected:
             marks["end"], marks["cpu"] = time.perf_counter(), time.process_time() - marks["cpu"]
-            worker.stop_event.set()
+            runner.stop_event.set()
 
-    worker = CountersWorker(settings, "bench", listener=listener)
-    worker.run()
+    runner = Runner(settings, counters_job(), "bench", RUNNER_CONFIG, on_commit=on_commit)
+    runner.run()
     counted = done[0] - marks["first"]
     return {"events_per_s": counted / (marks["end"] - marks["start"]),
-            "events_per_cpu_s": counted / marks["cpu"], "events": done[0], "snapshots": worker.stats["snapshots"],
-            "commits": worker.stats["commits"], "clickhouse_rows": tap.rows if tap else 0}
+            "events_per_cpu_s": counted / marks["cpu"], "events": done[0], "snapshots": runner.stats["outputs"],
+            "commits": runner.stats["commits"], "clickhouse_rows": tap.rows if tap else 0}
 
 
 # ---- 3. the peer ---------------------------------------------------------------------------------
@@ -297,10 +304,12 @@ print(json.dumps({"events": seen["n"], "events_per_s": seen["n"] / (seen["end"] 
 def quix(settings: Settings, expected: int) -> dict[str, Any]:
     if not QUIX_PYTHON.exists():
         return {"error": f"no Quix Streams venv at {QUIX_PYTHON} (quixstreams pins confluent-kafka < 2.13)"}
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-    AdminClient({"bootstrap.servers": settings.kafka_bootstrap}).create_topics(
-        [NewTopic(settings.topic("quix-counters"), num_partitions=3, replication_factor=1)]
+    from base.kafka import make_admin
+
+    make_admin(settings).create_topics(
+        [NewTopic(settings.topic("quix-counters"), num_partitions=3, replication_factor=settings.replication_factor)]
     )
     state = Path(settings.data_dir) / "quix-state"
     proc = subprocess.run(
@@ -319,7 +328,9 @@ def quix(settings: Settings, expected: int) -> dict[str, Any]:
 
 def live_latency(settings: Settings, template: list[Event], rate: int, seconds: float) -> dict[str, Any]:
     """Live traffic at ``rate``/s into a worker process; latency of snapshots after their window closed."""
-    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_END, TopicPartition
+
+    from base.kafka import make_consumer
 
     env = {**os.environ, **settings.as_env(), "LC_LOG_LEVEL": "INFO", "LC_LOG_FORMAT": "json"}
     log = open(Path(settings.data_dir) / "live-worker.log", "wb")  # noqa: SIM115
@@ -333,17 +344,16 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
     # Only windows that closed while traffic flowed count: the last ones close by idle advance.
     started_ms, stopped_ms = [2**62], [2**62]
     topic = settings.topic("room-counters")
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{topic}-watch",
-                         "isolation.level": "read_committed", "fetch.queue.backoff.ms": 1,
-                         "enable.auto.commit": False, "log_level": 3})
+    consumer = make_consumer(settings, f"{topic}-watch", {"isolation.level": "read_committed"})
     consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(settings.partitions)])
 
     def watch() -> None:
         while not stop.is_set():
             for msg in consumer.consume(num_messages=500, timeout=0.1):
-                if msg.error() is None:
+                value = msg.value()
+                if msg.error() is None and value is not None:
                     now = time.time() * 1000
-                    snap = orjson.loads(msg.value())
+                    snap = orjson.loads(value)
                     live_window = started_ms[0] <= snap["window_start"] and snap["window_end"] <= stopped_ms[0]
                     if live_window and snap["comments"] + snap["likes"] > 0:
                         latencies.append(now - snap["window_end"])
@@ -366,8 +376,8 @@ def live_latency(settings: Settings, template: list[Event], rate: int, seconds: 
             ahead = sent / rate - elapsed
             if ahead > 0.002:
                 p.poll(ahead)
-            live = replace(event, ts=int(time.time() * 1000))  # type: ignore[type-var]
-            p.produce(names[TOPIC_OF[type(live).__struct_config__.tag]], encode(live), live.room_id.encode())  # type: ignore[attr-defined]
+            live = replace(event, ts=int(time.time() * 1000))
+            p.produce(names[topic_of(live)], encode(live), live.room_id.encode())  # type: ignore[attr-defined]
             sent += 1
             if sent % 1000 == 0:
                 p.poll(0)
@@ -427,7 +437,7 @@ def main(argv: list[str]) -> int:
     result: dict[str, Any] = {"bench": "pipeline", "machine_cpus": os.cpu_count()}
     with bench_broker(args.bootstrap) as settings:
         events = mixed_events(args.events)
-        mix = Counter(TOPIC_OF[type(e).__struct_config__.tag] for e in events)  # type: ignore[attr-defined]
+        mix = Counter(topic_of(e) for e in events)
         say(f"traffic: {len(events)} events {dict(mix)}")
         produce_all(settings, to_messages(events))
         plain = confluent_loop(settings, len(events))
@@ -444,16 +454,16 @@ def main(argv: list[str]) -> int:
         "events": len(events),
         "traffic_mix": dict(mix),
         "events_per_s": round(counters["events_per_s"]),
-        "p50_ms": round(live["p50_ms"], 1) if "p50_ms" in live else None,
-        "p99_ms": round(live["p99_ms"], 1) if "p99_ms" in live else None,
+        "p50_ms": round(float(live["p50_ms"]), 1) if "p50_ms" in live else None,
+        "p99_ms": round(float(live["p99_ms"]), 1) if "p99_ms" in live else None,
         "baseline_confluent_loop_events_per_s": round(baseline),
-        "quix_events_per_s": round(quix_rate) if quix_rate else None,
+        "quix_events_per_s": round(float(quix_rate)) if quix_rate else None,
         "ratio_to_baseline": round(counters["events_per_s"] / baseline, 3),
-        "ratio_to_quix": round(counters["events_per_s"] / quix_rate, 2) if quix_rate else None,
+        "ratio_to_quix": round(counters["events_per_s"] / float(quix_rate), 2) if quix_rate else None,
         "cpu_bound_view": {  # events per CPU-second of each process: robust to neighbours' load
             "counters": round(counters["events_per_cpu_s"]),
             "baseline_confluent_loop": round(plain["events_per_cpu_s"]),
-            "quix": round(peer["events_per_cpu_s"]) if "events_per_cpu_s" in peer else None,
+            "quix": round(float(peer["events_per_cpu_s"])) if "events_per_cpu_s" in peer else None,
         },
         "load_average_1m": round(os.getloadavg()[0], 2),
         "into_clickhouse": not args.no_clickhouse,

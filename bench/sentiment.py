@@ -77,21 +77,21 @@ def _broker(bootstrap: str | None) -> Iterator[tuple[str, Path]]:
 
 def agent_throughput(bootstrap: str, workdir: Path, texts: list[str], label: str) -> dict[str, Any]:
     """Comments/s of one ``livecommerce worker sentiment`` process working off a backlog of ``texts``."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+    from base.kafka import make_consumer, make_producer
     from base.kafka_admin import create_topics, delete_topics
     from base.settings import Settings
-    from schemas import encode
+    from schemas import TOPICS, encode
     from schemas.events import Comment
 
     settings = Settings.from_env({}).replace(
         kafka_bootstrap=bootstrap, topic_prefix=f"bench{int(time.time())}{label}.", partitions=3,
         data_dir=str(workdir / label), log_level="WARNING",
     )
-    create_topics(settings)
+    create_topics(settings, TOPICS.values())
     now = int(time.time() * 1000) - 60_000
-    prod = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 20,
-                     "queue.buffering.max.messages": 1_000_000, "log_level": 3})
+    prod = make_producer(settings, {"linger.ms": 20, "queue.buffering.max.messages": 1_000_000})
     for i, text in enumerate(texts):
         comment = Comment(event_id=f"b{i}", room_id=f"room-{i % 20}", user_id=f"u{i % 997}", text=text, ts=now + i)
         prod.produce(settings.topic("comments"), encode(comment), comment.room_id.encode())
@@ -107,8 +107,7 @@ def agent_throughput(bootstrap: str, workdir: Path, texts: list[str], label: str
              "--web-port", str(free_ports(1)[0])], env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     topic = settings.topic("scored-comments")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-bench", "enable.auto.commit": False,
-                         "fetch.queue.backoff.ms": 1, "log_level": 3})
+    consumer = make_consumer(settings, f"{topic}-bench")
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.partitions)])
     first = last = None
     got = 0

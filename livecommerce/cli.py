@@ -8,17 +8,36 @@ dependencies inside ``run`` so that ``livecommerce --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from base.settings import Settings
+from livecommerce.commands import (
+    bench,
+    benchmark,
+    demo,
+    down,
+    gateway,
+    migrate,
+    reconcile,
+    report,
+    sentiment,
+    simulate,
+    status,
+    token,
+    topics,
+    up,
+    watch,
+    worker,
+)
 
-#: Subcommands in the order ``--help`` lists them. A module listed here that does not exist yet is skipped.
-COMMANDS = [
-    "up", "down", "status", "topics", "simulate", "migrate", "reconcile", "watch",
-    "worker", "gateway", "token", "sentiment", "report", "benchmark", "bench", "demo",
-]
+#: Subcommands in the order ``--help`` lists them.
+COMMANDS: dict[str, ModuleType] = {
+    "up": up, "down": down, "status": status, "topics": topics, "simulate": simulate, "migrate": migrate,
+    "reconcile": reconcile, "watch": watch, "worker": worker, "gateway": gateway, "token": token,
+    "sentiment": sentiment, "report": report, "benchmark": benchmark, "bench": bench, "demo": demo,
+}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
@@ -27,18 +46,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
         description="Live-stream commerce event processing. Settings come from LC_* environment variables.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules: dict[str, object] = {}
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"livecommerce.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"livecommerce.commands.{name}":
-                continue
-            raise
+    for name, module in COMMANDS.items():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        modules[name] = module
-    return parser, modules
+    return parser, dict(COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,8 +36,48 @@ Id = Annotated[
 TimestampMs = Annotated[
     int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS, description="Event time, milliseconds since the Unix epoch (UTC).")
 ]
-Cents = Annotated[int, msgspec.Meta(ge=0, le=10**12, description="Money in integer cents (fen).")]
-Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+# ---- ranges: what inputs may carry, and why every output they add up to still fits -----------------
+#
+# An input bound alone is not enough: the counters ADD inputs up (GMV is the sum of price x quantity
+# over a room's orders), so an output field must hold the largest valid inputs summed over a
+# plausible stream.  The rule, checked by tests/unit/test_ranges.py:
+#
+#     ENVELOPE_ORDER_ATTEMPTS * MAX_QUANTITY * MAX_PRICE_CENTS <= MAX_SAFE_INT   (money)
+#     ENVELOPE_EVENTS * MAX_LIKE_COUNT                         <= MAX_SAFE_INT   (likes)
+#     ENVELOPE_SALE_CONFIGS * MAX_STOCK_UNITS                  <= MAX_SAFE_INT   (stock)
+#
+# Beyond the envelope the live counters SATURATE at MAX_SAFE_INT (RoomCounters clamps on
+# construction), deliberately: a snapshot that does not validate freezes the dashboard, a pinned
+# figure only stops growing.
+
+#: Largest integer in any event: 2**53 - 1, the largest integer a JSON number carries exactly in
+#: JavaScript (the dashboard reads these numbers) and far inside ClickHouse's UInt64.
+MAX_SAFE_INT = 2**53 - 1
+#: Most units one order may buy.
+MAX_QUANTITY = 100
+#: Highest unit price of a SKU: 90,000,000 fen = 900,000 yuan (a car sold live still fits).
+MAX_PRICE_CENTS = 90_000_000
+#: Most likes one (possibly coalesced) like event may carry.
+MAX_LIKE_COUNT = 100_000
+#: Most units one sale config (open or restock) may add.
+MAX_STOCK_UNITS = 10_000_000
+#: The plausible stream, over a room's whole life: order attempts, events of any kind, sale configs.
+ENVELOPE_ORDER_ATTEMPTS = 1_000_000
+ENVELOPE_EVENTS = 10_000_000_000
+ENVELOPE_SALE_CONFIGS = 1_000_000
+
+Price = Annotated[
+    int, msgspec.Meta(ge=0, le=MAX_PRICE_CENTS, description="Unit price in integer cents (fen), at most 900,000 yuan.")
+]
+Cents = Annotated[
+    int, msgspec.Meta(ge=0, le=MAX_SAFE_INT, description="Money in integer cents (fen), at most 2**53 - 1.")
+]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_SAFE_INT, description="A count, at most 2**53 - 1.")]
+
+
+def saturate(value: int) -> int:
+    """``value`` pinned to MAX_SAFE_INT: how the live counters behave beyond the envelope."""
+    return MAX_SAFE_INT if value > MAX_SAFE_INT else value
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4 * MAX_TEXT_CHARS)]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")

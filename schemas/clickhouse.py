@@ -17,7 +17,10 @@ Type choices, and why:
   (room, SKU, alert kind, source topic, error class) -> ``LowCardinality(String)``.
 * ``X | None`` -> ``Nullable(X)`` (``LowCardinality(Nullable(String))`` for low-cardinality ones).
 * non-negative ints -> ``UInt8`` when their declared maximum fits (schema version, quantity),
-  else ``UInt64``; ints that may be negative (Kafka partition/offset -1) -> ``Int64``.
+  else ``UInt64``; ints that may be negative (Kafka partition/offset -1) -> ``Int64``.  Every int
+  field must declare both bounds, and they must fit the column: :func:`column_type` raises
+  otherwise.  Sums the warehouse computes (GMV per minute) stay within the envelope of
+  :mod:`schemas.base`, far below UInt64's limit.
 * ``float`` -> ``Float64``; ``bytes`` -> ``String`` (ClickHouse strings are byte strings).
 * ``dict[str, Struct]`` (the per-SKU stock of room counters) -> ``Map(String, Tuple(<named fields>))``
   so that a report can read ``stock['sku-1'].sold`` without parsing JSON.
@@ -79,14 +82,35 @@ def _is_timestamp(t: mi.Type) -> bool:
     return isinstance(t, mi.IntType) and t.ge == MIN_TS_MS and t.le == MAX_TS_MS
 
 
-def _int_type(t: mi.IntType) -> str:
+#: [min, max] of each integer column type the mapping uses.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "UInt8": (0, 2**8 - 1),
+    "UInt64": (0, 2**64 - 1),
+    "Int64": (-(2**63), 2**63 - 1),
+}
+
+
+def int_bounds(t: mi.IntType) -> tuple[int | None, int | None]:
+    """The inclusive [lower, upper] a msgspec int type allows (None: unbounded on that side)."""
     lower = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else None)
     upper = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else None)
+    return lower, upper
+
+
+def _int_type(field_name: str, t: mi.IntType) -> str:
+    """The column type of an int field; raises when a valid value would not fit it, so that an input
+    range widened in :mod:`schemas.events` cannot silently overflow (or fail) in ClickHouse."""
+    lower, upper = int_bounds(t)
     if lower is None or lower < 0:
-        return "Int64"
-    if upper is not None and upper <= 255:
-        return "UInt8"
-    return "UInt64"
+        ctype = "Int64"
+    elif upper is not None and upper <= INT_RANGES["UInt8"][1]:
+        ctype = "UInt8"
+    else:
+        ctype = "UInt64"
+    low, high = INT_RANGES[ctype]
+    if lower is None or upper is None or lower < low or upper > high:
+        raise UnsupportedFieldType(f"{field_name}: range [{lower}, {upper}] does not fit {ctype}; bound it")
+    return ctype
 
 
 def column_type(field_name: str, t: mi.Type) -> str:
@@ -101,7 +125,7 @@ def column_type(field_name: str, t: mi.Type) -> str:
             return f"LowCardinality(Nullable({base[len('LowCardinality('):-1]}))"
         return f"Nullable({base})"
     if isinstance(t, mi.IntType):
-        return DATETIME if _is_timestamp(t) else _int_type(t)
+        return DATETIME if _is_timestamp(t) else _int_type(field_name, t)
     if isinstance(t, mi.FloatType):
         return "Float64"
     if isinstance(t, mi.BoolType):

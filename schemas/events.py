@@ -11,22 +11,31 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
+import msgspec.inspect as mi
 
 from schemas.base import (
+    MAX_LIKE_COUNT,
+    MAX_QUANTITY,
+    MAX_SAFE_INT,
+    MAX_STOCK_UNITS,
     MAX_TEXT_CHARS,
     SCHEMA_VERSION,
     Cents,
     Count,
     Event,
     Id,
+    Price,
     Text,
     TimestampMs,
     Version,
     check_text,
 )
 
-Quantity = Annotated[int, msgspec.Meta(ge=1, le=100, description="Units in one order.")]
-LikeCount = Annotated[int, msgspec.Meta(ge=1, le=100_000, description="Likes in this (possibly coalesced) event.")]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY, description="Units in one order.")]
+LikeCount = Annotated[
+    int, msgspec.Meta(ge=1, le=MAX_LIKE_COUNT, description="Likes in this (possibly coalesced) event.")
+]
+StockUnits = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK_UNITS, description="Units one sale config adds.")]
 
 
 class Comment(Event, tag="comment", kw_only=True, forbid_unknown_fields=True):
@@ -97,8 +106,8 @@ class SaleConfig(Event, tag="sale_config", kw_only=True, forbid_unknown_fields=T
     room_id: Id
     sku_id: Id
     action: Literal["open", "close", "restock"]
-    stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
-    price_cents: Cents | None = None
+    stock: StockUnits | None = None
+    price_cents: Price | None = None
     starts_at: TimestampMs | None = None
     ends_at: TimestampMs | None = None
     per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
@@ -174,7 +183,7 @@ class OrderResult(Event, tag="order_result", kw_only=True, forbid_unknown_fields
     status: OrderStatus
     reason: ReasonCode | None = None
     quantity: Quantity = 1
-    price_cents: Cents = 0
+    price_cents: Price = 0
     reserved_until: TimestampMs | None = None
     attempt_ts: TimestampMs
     ts: TimestampMs
@@ -190,7 +199,7 @@ class StockUpdate(Event, tag="stock", kw_only=True, forbid_unknown_fields=True):
     reserved: Count
     sold: Count
     total: Count
-    price_cents: Cents = 0
+    price_cents: Price = 0
     ts: TimestampMs
 
 
@@ -219,6 +228,9 @@ class SkuStock(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reserved: Count
     sold: Count
     total: Count
+
+    def __post_init__(self) -> None:
+        _saturate_fields(self, _SKU_STOCK_INTS)
 
 
 class RoomCounters(Event, tag="room_counters", kw_only=True, forbid_unknown_fields=True):
@@ -254,6 +266,32 @@ class RoomCounters(Event, tag="room_counters", kw_only=True, forbid_unknown_fiel
     stock: dict[str, SkuStock] = msgspec.field(default_factory=dict)
     ts: TimestampMs
 
+    def __post_init__(self) -> None:
+        """Saturate, deliberately: a total beyond the envelope (see :mod:`schemas.base`) is pinned at
+        MAX_SAFE_INT rather than producing a snapshot that fails validation downstream."""
+        _saturate_fields(self, _ROOM_COUNTER_INTS)
+
+
+def _saturate_fields(struct: msgspec.Struct, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(struct, name) > MAX_SAFE_INT:
+            setattr(struct, name, MAX_SAFE_INT)
+
+
+def _saturated_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """Names of ``cls``'s integer fields bounded by MAX_SAFE_INT (its counts and money sums)."""
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    names = []
+    for f in info.fields:
+        t = f.type.type if isinstance(f.type, mi.Metadata) else f.type
+        if isinstance(t, mi.IntType) and t.le == MAX_SAFE_INT:
+            names.append(f.name)
+    return tuple(names)
+
+
+_SKU_STOCK_INTS = _saturated_fields(SkuStock)
+_ROOM_COUNTER_INTS = _saturated_fields(RoomCounters)
 
 #: Where a product was shown: the card the host pinned over the video, or the shop shelf (the bag).
 Placement = Literal["pinned", "shelf"]
@@ -401,8 +439,8 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True, forbid_unknown_fields=T
 
     v: Version = SCHEMA_VERSION
     source_topic: Annotated[str, msgspec.Meta(min_length=1, max_length=249)]
-    partition: Annotated[int, msgspec.Meta(ge=-1)] = -1
-    offset: Annotated[int, msgspec.Meta(ge=-1)] = -1
+    partition: Annotated[int, msgspec.Meta(ge=-1, le=2**31 - 1)] = -1
+    offset: Annotated[int, msgspec.Meta(ge=-1, le=MAX_SAFE_INT)] = -1
     key: bytes | None = None
     payload: bytes
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from base.kafka import producer_config as base_producer_config
 from base.settings import Settings
 from schemas import TOPICS, encode
 from simulator.pacing import Pacer
@@ -65,13 +66,9 @@ class SendReport:
 
 
 def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        # Kafka's default (Java, aiokafka) partitioner: the workers assume murmur2 placement of keys.
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
+    """The simulator's producer: the project's idempotent ``acks=all`` murmur2 producer
+    (:func:`base.kafka.producer_config`) plus this producer's own throughput knobs."""
+    return base_producer_config(settings, {
         "compression.type": compression,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,
@@ -80,8 +77,7 @@ def producer_config(settings: Settings, compression: str) -> dict[str, Any]:
         # per message (measured); after a complete flush, delivered = sent - failed.
         "delivery.report.only.error": True,
         "client.id": "livecommerce-simulator",
-        "log_level": 3,
-    }
+    })
 
 
 def make_producer(settings: Settings) -> tuple[Producer, str]:
@@ -146,7 +142,11 @@ def send(
             if not pacer.unlimited:
                 wait = pacer.wait_s(item.emit_ms, report.sent, time.monotonic() - start)
                 if wait:
-                    poll(wait)  # serves delivery callbacks while waiting
+                    # poll() serves delivery callbacks while waiting, but returns after the FIRST one:
+                    # keep polling until the item is due, or events go out before their own ts.
+                    until = time.monotonic() + wait
+                    while (left := until - time.monotonic()) > 0:
+                        poll(left)
             value = item.raw if item.event is None else encode(item.event)
             while True:
                 try:

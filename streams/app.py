@@ -10,7 +10,7 @@ topics).  The project runs each job as its own process (``livecommerce worker JO
 agent-based job gets its own app id ``<prefix><job>``.  For the sentiment job that is the same
 group id the earlier confluent-kafka loop committed under, so a running deployment resumes from
 its committed offsets.  Today the sentiment job is the only agent; counters and flash-sale stay
-confluent-kafka transactional loops for measured throughput reasons (see DESIGN.md).
+the stream runtime (streams/runtime) for measured throughput reasons (docs/decisions/0001).
 
 Wire format: topics carry raw bytes (``key_serializer``/``value_serializer`` ``"raw"``) and the
 agents decode and encode them with the project's own msgspec codec (:func:`schemas.decode`,

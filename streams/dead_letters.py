@@ -41,18 +41,26 @@ def parse_or_dead_letter(
             raise ValidationError("message has no value (tombstone)")
         return decode(spec.event, raw, max_bytes=max_bytes, now_ms=now, max_future_skew_ms=max_future_skew_ms)
     except ValidationError as exc:
-        payload = bytes(raw or b"")
-        reason = exc.reason
-        if len(payload) > MAX_KEPT_PAYLOAD:
-            reason = f"{reason} (payload cut from {len(payload)} to {MAX_KEPT_PAYLOAD} bytes)"
-            payload = payload[:MAX_KEPT_PAYLOAD]
-        return DeadLetter(
-            source_topic=source_topic,
-            partition=max(partition, -1),
-            offset=max(offset, -1),
-            key=bytes(key) if key is not None else None,
-            payload=payload,
-            reason=reason[:2000],
-            error="ValidationError",
-            ts=now,
-        )
+        return dead_letter_of(raw, source_topic=source_topic, key=key, partition=partition, offset=offset,
+                              now_ms=now, error="ValidationError", reason=exc.reason)
+
+
+def dead_letter_of(
+    raw: bytes | None, *, source_topic: str, key: bytes | None, partition: int, offset: int, now_ms: int,
+    error: str, reason: str,
+) -> DeadLetter:
+    """The dead letter of a refused message: its bytes (cut to :data:`MAX_KEPT_PAYLOAD`), where it was, why."""
+    payload = bytes(raw or b"")
+    if len(payload) > MAX_KEPT_PAYLOAD:
+        reason = f"{reason} (payload cut from {len(payload)} to {MAX_KEPT_PAYLOAD} bytes)"
+        payload = payload[:MAX_KEPT_PAYLOAD]
+    return DeadLetter(
+        source_topic=source_topic,
+        partition=max(partition, -1),
+        offset=max(offset, -1),
+        key=bytes(key) if key is not None else None,
+        payload=payload,
+        reason=reason[:2000],
+        error=error,
+        ts=now_ms,
+    )

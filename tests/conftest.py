@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.kafka",
+    "tests.fixtures.cluster",
     "tests.fixtures.clickhouse",
 ]

@@ -5,14 +5,16 @@ delivery) is counted twice by the views although ReplacingMergeTree collapses it
 and after a ``kill -9`` mid-insert the raw table can hold a batch that the views missed.  The raw
 tables are the truth; :func:`rebuild_rollups` makes the rollup agree with them again.
 
-The SELECTs below mirror the views of migration 0002 column for column, but read ``FINAL`` (one
-row per natural key).  Run it where nothing inserts into the same room at the same time (the sink
-does it itself between batches): rows inserted during a rebuild may be counted twice or missed.
+The SELECTs below mirror the views of migrations 0002 and 0004 column for column, but read
+``FINAL`` (one row per natural key) where a figure is a plain sum.  Run it where nothing inserts
+into the same room at the same time (the sink does it itself between batches): rows inserted
+during a rebuild may be counted twice or missed (deduplicated figures excepted).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from warehouse.migrate import render
@@ -22,40 +24,82 @@ if TYPE_CHECKING:
 
 ROLLUP_TABLE = "room_minute"
 
-#: (source table, time column, aggregate columns "expression AS name") of each view of room_minute.
-ROLLUP_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("comments", "ts", ("toUInt64(count()) AS comments",)),
-    ("likes", "ts", ("toUInt64(sum(count)) AS likes",)),
-    ("orders", "ts", ("toUInt64(count()) AS order_attempts",)),
-    (
-        "order_results",
-        "ts",
-        (
-            "toUInt64(countIf(status = 'accepted')) AS orders_accepted",
-            "toUInt64(sumIf(quantity, status = 'accepted')) AS units_accepted",
-            "toUInt64(sumIf(quantity * price_cents, status = 'accepted')) AS gmv_reserved_cents",
-            "toUInt64(countIf(status = 'paid')) AS orders_paid",
-            "toUInt64(sumIf(quantity * price_cents, status = 'paid')) AS gmv_paid_cents",
-        ),
+
+@dataclass(frozen=True)
+class RollupColumn:
+    """One figure of ``room_minute``: where it comes from and how it is written, read and recomputed.
+
+    ``write`` is the aggregate the view (and a rebuild) inserts into the stored column ``stored``;
+    ``read`` folds the partial rows of one room-minute into the figure; ``raw`` computes the same
+    figure in one GROUP BY over the raw table (for checks).  Summed columns count every inserted row,
+    so a replayed batch counts twice until a rebuild; DEDUPLICATED ones (scored comments, issue 11)
+    keep the set of comment ids per minute (``uniqExact`` state, and the score per id hash in a
+    ``maxMap`` state), so a comment inserted twice counts once whenever it arrives: the Faust
+    sentiment agent is at-least-once, and its replays would otherwise inflate the rollup.
+    """
+
+    name: str
+    source: str
+    time_column: str
+    write: str
+    stored: str
+    read: str
+    raw: str
+    zero: str = "toUInt64(0)"
+
+    @property
+    def combine(self) -> str:
+        """How partial rows fold: ``sum``, ``max`` or ``merge`` (an aggregate state, order-free)."""
+        return self.read.split("(", 1)[0] if self.read.startswith(("sum(", "max(")) else "merge"
+
+
+def _summed(name: str, source: str, expr: str, time_column: str = "ts", fn: str = "sum") -> RollupColumn:
+    return RollupColumn(name, source, time_column, expr, name, f"{fn}({name})", expr)
+
+
+#: Every figure of room_minute, in column order; each raw table feeds one view (migrations 0002, 0004).
+COLUMNS: tuple[RollupColumn, ...] = (
+    _summed("comments", "comments", "toUInt64(count())"),
+    _summed("likes", "likes", "toUInt64(sum(count))"),
+    _summed("order_attempts", "orders", "toUInt64(count())"),
+    _summed("orders_accepted", "order_results", "toUInt64(countIf(status = 'accepted'))"),
+    _summed("units_accepted", "order_results", "toUInt64(sumIf(quantity, status = 'accepted'))"),
+    _summed("gmv_reserved_cents", "order_results", "toUInt64(sumIf(quantity * price_cents, status = 'accepted'))"),
+    _summed("orders_paid", "order_results", "toUInt64(countIf(status = 'paid'))"),
+    _summed("gmv_paid_cents", "order_results", "toUInt64(sumIf(quantity * price_cents, status = 'paid'))"),
+    RollupColumn(
+        "scored_comments", "scored_comments", "ts", "uniqExactState(event_id)", "scored_ids",
+        "uniqExactMerge(scored_ids)", "toUInt64(uniqExact(event_id))",
     ),
-    (
-        "scored_comments",
-        "ts",
-        (
-            "toUInt64(count()) AS scored_comments",
-            "toUInt64(countIf(label = 'negative')) AS negative_comments",
-            "toFloat64(sum(score)) AS sentiment_sum",
-        ),
+    RollupColumn(
+        "negative_comments", "scored_comments", "ts", "uniqExactStateIf(event_id, label = 'negative')",
+        "negative_ids", "uniqExactMerge(negative_ids)", "toUInt64(uniqExactIf(event_id, label = 'negative'))",
     ),
-    ("room_counters", "window_start", ("toUInt64(max(online)) AS online_peak",)),
+    RollupColumn(
+        "sentiment_sum", "scored_comments", "ts", "maxMapState(map(sipHash64(event_id), score))",
+        "sentiment_by_id", "arraySum(mapValues(maxMapMerge(sentiment_by_id)))",
+        "arraySum(mapValues(maxMap(map(sipHash64(event_id), score))))", "toFloat64(0)",
+    ),
+    _summed("online_peak", "room_counters", "toUInt64(max(online))", "window_start", "max"),
 )
 
-#: Rollup columns: (name, how a reader combines the partial rows of one room-minute, its zero value).
-ROLLUP_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
-    (expr.rsplit(" AS ", 1)[1], "max" if "(max(" in expr else "sum", expr.split("(", 1)[0] + "(0)")
-    for _, _, exprs in ROLLUP_SOURCES
-    for expr in exprs
+#: Raw tables whose figures are order-free sets: read without FINAL, so that the recomputation sees
+#: every copy of a replayed row, as the view did (FINAL would keep one copy, and a re-scored
+#: comment's score may differ from the first in the last digits).
+DEDUPLICATED_SOURCES = frozenset(c.source for c in COLUMNS if c.combine == "merge")
+
+#: (source table, time column, aggregate columns "expression AS stored column") of each view.
+ROLLUP_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
+    (source, time_column, tuple(f"{c.write} AS {c.stored}" for c in COLUMNS if c.source == source))
+    for source, time_column in dict.fromkeys((c.source, c.time_column) for c in COLUMNS)
 )
+
+#: Rollup figures: (name, how a reader folds partial rows: sum / max / merge, its zero value).
+ROLLUP_COLUMNS: tuple[tuple[str, str, str], ...] = tuple((c.name, c.combine, c.zero) for c in COLUMNS)
+
+
+def _final(source: str) -> str:
+    return "" if source in DEDUPLICATED_SOURCES else " FINAL"
 
 
 def rebuild_rollups(client: Client, database: str, room: str | None = None) -> None:
@@ -74,7 +118,7 @@ def rebuild_rollups(client: Client, database: str, room: str | None = None) -> N
         client.command(
             f"INSERT INTO {db}.{ROLLUP_TABLE} (room_id, minute, {names}) "
             f"SELECT room_id, toStartOfMinute({time_column}) AS minute, {', '.join(exprs)} "
-            f"FROM {db}.{source} FINAL {where} GROUP BY room_id, minute",
+            f"FROM {db}.{source}{_final(source)} {where} GROUP BY room_id, minute",
             parameters=params,
         )
 
@@ -83,7 +127,7 @@ def rollup_query(database: str, room: str | None = None) -> str:
     """SQL that reads ``room_minute`` folded to one row per (room_id, minute), in column order of
     :data:`ROLLUP_COLUMNS`; pass ``parameters={"room": room}`` when ``room`` is given."""
     db = render("{db}", database)
-    cols = ", ".join(f"{fn}({name}) AS {name}" for name, fn, _ in ROLLUP_COLUMNS)
+    cols = ", ".join(f"{c.read} AS {c.name}" for c in COLUMNS)
     where = "WHERE room_id = {room:String}" if room is not None else ""
     return (
         f"SELECT room_id, minute, {cols} FROM {db}.{ROLLUP_TABLE} {where} "
@@ -97,14 +141,14 @@ def raw_rollup_query(database: str, room: str | None = None) -> str:
     db = render("{db}", database)
     where = "WHERE room_id = {room:String}" if room is not None else ""
     parts = []
-    for source, time_column, exprs in ROLLUP_SOURCES:
-        own = {expr.rsplit(" AS ", 1)[1]: expr for expr in exprs}
-        cols = ", ".join(own.get(name, f"{zero} AS {name}") for name, _, zero in ROLLUP_COLUMNS)
+    for source, time_column, _ in ROLLUP_SOURCES:
+        cols = ", ".join(f"{c.raw if c.source == source else c.zero} AS {c.name}" for c in COLUMNS)
         parts.append(
             f"SELECT room_id, toStartOfMinute({time_column}) AS minute, {cols} "
-            f"FROM {db}.{source} FINAL {where} GROUP BY room_id, minute"
+            f"FROM {db}.{source}{_final(source)} {where} GROUP BY room_id, minute"
         )
-    cols = ", ".join(f"{fn}({name}) AS {name}" for name, fn, _ in ROLLUP_COLUMNS)
+    # each figure comes from one source (the others give its zero), so a plain fold combines them
+    cols = ", ".join(f"{'max' if c.combine == 'max' else 'sum'}({c.name}) AS {c.name}" for c in COLUMNS)
     return (
         f"SELECT room_id, toDateTime(minute, 'UTC') AS minute, {cols} FROM ({' UNION ALL '.join(parts)}) "
         "GROUP BY room_id, minute ORDER BY room_id, minute"
@@ -118,9 +162,49 @@ def rounded(rows: Sequence[Sequence[object]]) -> list[list[object]]:
     return [[round(v, 6) if isinstance(v, float) else v for v in row] for row in rows]
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """One figure of one room-minute on which the rollup and the raw tables differ."""
+
+    room_id: str
+    minute: object
+    figure: str
+    rollup: object
+    raw: object
+
+    def __str__(self) -> str:
+        minute = self.minute.strftime("%Y-%m-%d %H:%M") if hasattr(self.minute, "strftime") else self.minute
+        return f"{self.room_id} {minute} {self.figure}: rollup {self.rollup}, raw tables {self.raw}"
+
+
+def disagreements(rollup: Sequence[Sequence[object]], raw: Sequence[Sequence[object]]) -> list[Disagreement]:
+    """Every figure on which two results of the :func:`rollup_query` shape differ, by room and minute.
+    Pure.  A room-minute missing on one side counts as all zeros there (a truncated rollup and an
+    empty minute look the same to a reader); floats compare after :func:`rounded`."""
+    names = [c.name for c in COLUMNS]
+    ours = {(row[0], row[1]): row[2:] for row in rounded(rollup)}
+    truth = {(row[0], row[1]): row[2:] for row in rounded(raw)}
+    zeros = [0] * len(names)
+    found = []
+    for key in sorted(ours.keys() | truth.keys(), key=lambda k: (str(k[0]), str(k[1]))):
+        a, b = ours.get(key, zeros), truth.get(key, zeros)
+        found += [
+            Disagreement(str(key[0]), key[1], name, x, y)
+            for name, x, y in zip(names, a, b, strict=True) if x != y
+        ]
+    return found
+
+
+def check_rollup(client: Client, database: str, room: str | None = None) -> tuple[int, list[Disagreement]]:
+    """(room-minutes in the rollup, the figures on which it disagrees with the raw tables): the
+    check, without repairing anything."""
+    params = {"room": room} if room is not None else None
+    ours = client.query(rollup_query(database, room), parameters=params).result_rows
+    truth = client.query(raw_rollup_query(database, room), parameters=params).result_rows
+    return len(ours), disagreements(ours, truth)
+
+
 def rollup_matches_raw(client: Client, database: str, room: str | None = None) -> tuple[int, bool]:
     """(room-minutes in the rollup, whether they equal the same figures computed from the raw tables)."""
-    params = {"room": room} if room is not None else None
-    rollup = client.query(rollup_query(database, room), parameters=params).result_rows
-    raw = client.query(raw_rollup_query(database, room), parameters=params).result_rows
-    return len(rollup), rounded(rollup) == rounded(raw)
+    minutes, found = check_rollup(client, database, room)
+    return minutes, not found

@@ -1,13 +1,19 @@
 """Viewer actions become validated Kafka events here, or a refusal that says why. No I/O.
 
-The room and user of every event come from the verified token, never from the message, so a viewer
-cannot speak in another room or as another user.  Events are checked with the shared schemas
-(:func:`schemas.validate`) before anything is produced; a refused action is answered with an error
-frame and kept as a :class:`schemas.DeadLetter` with its original bytes and the reason.
+Who: the room and user of every event come from the verified token, never from the frame (a frame
+that names ``user_id`` or ``room_id`` does not even parse: the protocol forbids unknown fields), so
+a viewer cannot speak, buy, pay or cancel in another room or as another user.
 
-Retrying is safe: an order's ``order_id`` is the client's idempotency key, and a payment or
-cancellation without its own ``event_id`` gets one derived from the order, so a retried frame
-produces an event the flash-sale worker recognises as the same one.
+When: the gateway stamps every event with its own clock (``now_ms`` from :func:`base.clock.now_ms`).
+A client's ``ts`` is ignored, so one phone's clock (or an attacker's) cannot move event time.
+
+Retries: every id a client chooses is scoped by its user before it reaches Kafka
+(:func:`scoped_id`), so two users' keys can never collide and a foreign action never takes the
+owner's id.  A retried comment (same ``event_id``) or payment becomes an event with the same id; an
+order's ``order_id`` stays the client's own (the flash-sale core scopes it by user and SKU).
+
+Refused actions are answered with an error frame and kept as a :class:`schemas.DeadLetter` whose
+``source_topic`` is always :data:`DEAD_LETTER_SOURCE`.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ from typing import Any, Literal
 from schemas import Comment, DeadLetter, OrderAttempt, OrderResult, Payment, ValidationError, validate
 from schemas.base import Event
 from ws_gateway.auth import Claims
-from ws_gateway.protocol import CancelAction, CommentAction, OrderAction, PayAction
+from ws_gateway.protocol import Action, CancelAction, CommentAction, LikeAction, OrderAction, PayAction
 
 ProducedAction = CommentAction | OrderAction | PayAction | CancelAction
-TOPIC_OF: dict[type[ProducedAction], str] = {
-    CommentAction: "comments", OrderAction: "orders", PayAction: "payments", CancelAction: "payments",
+#: The logical topic each client action is produced to (likes after coalescing).
+TOPIC_OF: dict[type[Action], str] = {
+    CommentAction: "comments", LikeAction: "likes", OrderAction: "orders", PayAction: "payments",
+    CancelAction: "payments",
 }
+#: The ``source_topic`` of every dead letter the gateway writes (one name, whatever the action).
+DEAD_LETTER_SOURCE = "gateway"
 
 
 class ActionRejected(ValueError):
@@ -41,23 +51,47 @@ def derived_id(*parts: str) -> str:
     return plain if len(plain) <= 64 else hashlib.sha256(plain.encode()).hexdigest()[:40]
 
 
+def scoped_id(kind: str, user: str, key: str) -> str:
+    """The event id of a client-chosen ``key``: the same for a retry, different for every other user."""
+    return derived_id(kind, user, key)
+
+
+def authorize_action(claims: Claims, action: Action) -> str:
+    """The room the action belongs to, or :class:`ActionRejected`: only viewers act, in their own room."""
+    if claims.role != "viewer" or claims.room is None:
+        kind = action.__struct_config__.tag
+        raise ActionRejected("forbidden_action", f"a {claims.role} connection cannot send {kind} actions")
+    return claims.room
+
+
+def idempotency_key(action: Action, claims: Claims) -> tuple[str, str, str, str] | None:
+    """The dedupe key of a comment or like that carries a client ``event_id``: (user, room, kind, id).
+
+    Scoped by user and room, so it holds across the user's reconnects and sockets but never matches
+    another user's key.
+    """
+    if isinstance(action, CommentAction | LikeAction) and action.event_id is not None:
+        return (claims.sub, claims.room or "", str(action.__struct_config__.tag), action.event_id)
+    return None
+
+
 def build_event(action: ProducedAction, claims: Claims, *, now_ms: int, new_id: Callable[[], str]) -> Event:
     """The validated event of a viewer action, or :class:`ActionRejected`."""
-    if claims.role != "viewer" or claims.room is None:
-        raise ActionRejected("forbidden_action", f"a {claims.role} connection cannot send actions")
-    room, user = claims.room, claims.sub
+    room, user = authorize_action(claims, action), claims.sub
     try:
         event: Event
         if isinstance(action, CommentAction):
-            event = Comment(event_id=action.event_id or new_id(), room_id=room, user_id=user, text=action.text,
-                            ts=now_ms)
+            event_id = new_id() if action.event_id is None else scoped_id("comment", user, action.event_id)
+            event = Comment(event_id=event_id, room_id=room, user_id=user, text=action.text, ts=now_ms)
         elif isinstance(action, OrderAction):
             event = OrderAttempt(order_id=action.order_id, room_id=room, sku_id=action.sku_id, user_id=user,
                                  quantity=action.quantity, ts=now_ms)
         else:
             verb: Literal["paid", "cancelled"] = "paid" if isinstance(action, PayAction) else "cancelled"
-            event = Payment(event_id=action.event_id or derived_id(verb, action.order_id), order_id=action.order_id,
-                            room_id=room, sku_id=action.sku_id, user_id=user, action=verb, ts=now_ms)
+            event_id = (derived_id(verb, user, action.sku_id, action.order_id) if action.event_id is None
+                        else scoped_id(verb, user, action.event_id))
+            event = Payment(event_id=event_id, order_id=action.order_id, room_id=room, sku_id=action.sku_id,
+                            user_id=user, action=verb, ts=now_ms)
         return validate(event)
     except ValidationError as exc:
         raise ActionRejected("invalid_action", exc.reason) from None
@@ -65,25 +99,29 @@ def build_event(action: ProducedAction, claims: Claims, *, now_ms: int, new_id: 
         raise ActionRejected("invalid_action", str(exc)) from None
 
 
-def dead_letter(source_topic: str, raw: bytes, reason: str, *, user: str | None, now_ms: int) -> DeadLetter:
+def dead_letter(raw: bytes, reason: str, *, user: str | None, now_ms: int) -> DeadLetter:
     """The record of a refused client frame: never produced to its topic, so partition and offset are -1."""
-    return DeadLetter(source_topic=source_topic[:249] or "gateway", key=user.encode() if user else None,
+    return DeadLetter(source_topic=DEAD_LETTER_SOURCE, key=user.encode() if user else None,
                       payload=raw[:64 * 1024], reason=(reason or "rejected")[:2000], ts=now_ms)
 
 
 class OrderLedger:
-    """The last answer per (user, order_id), bounded, so a retried order is answered without a new attempt."""
+    """The last answer per (user, sku, order_id), bounded, so a retried order is answered without a new attempt.
+
+    Keyed like the flash-sale core keys its idempotency, so one user's order id never answers
+    another user's order, nor the same id on another SKU.
+    """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._answers: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
 
     def record(self, result: OrderResult, message: dict[str, Any]) -> None:
-        key = (result.user_id, result.order_id)
+        key = (result.user_id, result.sku_id, result.order_id)
         self._answers[key] = message
         self._answers.move_to_end(key)
         while len(self._answers) > self.capacity:
             self._answers.popitem(last=False)
 
-    def answer(self, user: str, order_id: str) -> dict[str, Any] | None:
-        return self._answers.get((user, order_id))
+    def answer(self, user: str, sku: str, order_id: str) -> dict[str, Any] | None:
+        return self._answers.get((user, sku, order_id))

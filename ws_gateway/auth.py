@@ -13,11 +13,19 @@ code  name                meaning
 4004  room_forbidden      a host or viewer asked for a room not in its token
 4005  stream_forbidden    a viewer asked for a host-only stream
 4008  slow_client         dropped: could not keep up (see :mod:`ws_gateway.backpressure`)
+4009  abuse               too many invalid or refused frames (see :mod:`ws_gateway.limits`)
+4010  too_many_sockets    the user already has the most connections allowed on this gateway
 ====  ==================  ====================================================
+
+A token's ``exp`` holds for the whole connection, not only for its handshake: the gateway closes an
+open connection with 4003 at ``exp`` even when the client sends nothing (:func:`expiry_plan`).  A
+client keeps its connection by renewing in-band with a fresh token of the same user, role and room
+(:func:`renew`), as Centrifugo's ``refresh`` does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -33,6 +41,10 @@ ROLES: tuple[Role, ...] = ("host", "viewer", "ops")
 HOST_STREAMS = frozenset({"counters", "stock", "alerts", "comments"})
 VIEWER_STREAMS = frozenset({"stock"})
 ALGORITHM = "HS256"
+#: ``sub`` and ``room`` become event fields (``schemas.base.Id``), so a token must carry ids of that shape.
+_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+#: How long before ``exp`` the gateway tells a client to renew (at most; half the lifetime for short tokens).
+RENEW_AHEAD_S = 30.0
 _DECODE_OPTIONS: Options = {
     "verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["sub", "role", "exp"],
 }
@@ -45,6 +57,8 @@ class CloseCode(IntEnum):
     ROOM_FORBIDDEN = 4004
     STREAM_FORBIDDEN = 4005
     SLOW_CLIENT = 4008
+    ABUSE = 4009
+    TOO_MANY_SOCKETS = 4010
 
 
 class AuthError(Exception):
@@ -69,6 +83,11 @@ class Claims:
     def audience(self) -> Literal["host", "viewer"]:
         """Which cut of a room's updates this client gets: ops see what hosts see."""
         return "viewer" if self.role == "viewer" else "host"
+
+    @property
+    def order_results_of(self) -> tuple[str, str] | None:
+        """The (room, user) whose order results reach this connection: a viewer's own; nobody else's."""
+        return (self.room, self.sub) if self.role == "viewer" and self.room is not None else None
 
 
 def mint_token(secret: str, *, sub: str, role: Role, room: str | None, now_s: int, ttl_s: int = 3600) -> str:
@@ -98,14 +117,14 @@ def verify_token(secret: str, token: str | None, *, now_s: int) -> Claims:
     except jwt.InvalidTokenError as exc:
         raise AuthError(CloseCode.TOKEN_INVALID, f"token invalid: {exc}") from None
     sub, role, room, exp = payload.get("sub"), payload.get("role"), payload.get("room"), payload.get("exp")
-    if not isinstance(sub, str) or not sub:
-        raise AuthError(CloseCode.TOKEN_INVALID, "token sub must be a non-empty string")
+    if not isinstance(sub, str) or not _ID.fullmatch(sub):
+        raise AuthError(CloseCode.TOKEN_INVALID, "token sub must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     if role not in ROLES:
         raise AuthError(CloseCode.TOKEN_INVALID, f"token role must be one of {', '.join(ROLES)}")
     if not isinstance(exp, int):
         raise AuthError(CloseCode.TOKEN_INVALID, "token exp must be an integer")
-    if room is not None and not isinstance(room, str):
-        raise AuthError(CloseCode.TOKEN_INVALID, "token room must be a string")
+    if room is not None and not (isinstance(room, str) and _ID.fullmatch(room)):
+        raise AuthError(CloseCode.TOKEN_INVALID, "token room must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     if room is None and role != "ops":
         raise AuthError(CloseCode.TOKEN_INVALID, f"a {role} token needs a room")
     if exp <= now_s:
@@ -138,3 +157,39 @@ def authorize_subscription(
     if denied:
         raise AuthError(CloseCode.STREAM_FORBIDDEN, f"{claims.role} may not receive {', '.join(sorted(denied))}")
     return target, wanted
+
+
+def is_expired(claims: Claims, now_s: float) -> bool:
+    """True from the ``exp`` second on (the same rule as :func:`verify_token`)."""
+    return claims.exp <= now_s
+
+
+@dataclass(frozen=True)
+class ExpiryPlan:
+    """When (Unix seconds) an open connection is told to renew, and when it is closed with 4003."""
+
+    warn_at: float
+    close_at: float
+
+
+def expiry_plan(claims: Claims, now_s: float, renew_ahead_s: float = RENEW_AHEAD_S) -> ExpiryPlan:
+    """Warn ``renew_ahead_s`` before ``exp`` (half-way through what is left for shorter tokens), close at ``exp``.
+
+    Why the gateway warns at all: a client that renews only after the close has already lost its
+    connection; one warning frame lets a page fetch a fresh token while the old one still holds.
+    """
+    remaining = max(claims.exp - now_s, 0.0)
+    return ExpiryPlan(warn_at=claims.exp - min(renew_ahead_s, remaining / 2), close_at=float(claims.exp))
+
+
+def renew(secret: str, current: Claims, token: str | None, *, now_s: int) -> Claims:
+    """The claims of a valid renewal token, or :class:`AuthError`.
+
+    A renewal may only extend the same identity: the same ``sub``, ``role`` and ``room``.  Anything
+    else would let a connection change who it is without a new handshake (and the gateway's
+    per-user limits and order routing were set up for the old identity).
+    """
+    fresh = verify_token(secret, token, now_s=now_s)
+    if (fresh.sub, fresh.role, fresh.room) != (current.sub, current.role, current.room):
+        raise AuthError(CloseCode.TOKEN_INVALID, "a renewal token must name the same user, role and room")
+    return fresh

@@ -12,8 +12,10 @@ without waiting and asks :class:`BufferPolicy` first, per client and per update:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Generic, TypeVar
 
 
 class Verdict(Enum):
@@ -56,3 +58,47 @@ class BufferPolicy:
             lag.behind_since = None
             return Verdict.SNAPSHOT
         return Verdict.SEND
+
+
+C = TypeVar("C", bound=Hashable)
+
+
+@dataclass
+class FanOutPlan(Generic[C]):
+    """What one room update does to each member: written, replaced by a catch-up snapshot, or dropped."""
+
+    send: list[C] = field(default_factory=list)
+    snapshot: list[C] = field(default_factory=list)
+    drop: list[C] = field(default_factory=list)
+    skipped: int = 0
+
+
+def plan_fan_out(
+    members: Iterable[C], lags: Mapping[C, ClientLag], buffered: Callable[[C], int], policy: BufferPolicy, now: float
+) -> FanOutPlan[C]:
+    """Decide for every member first, act afterwards.
+
+    Why a plan: dropping a client removes it from the very set being iterated; deciding in one pass
+    over the members and letting the shell write, then drop, means thirty slow clients dropped by one
+    update cannot break the loop (they once did: "Set changed size during iteration" killed the
+    gateway's ticker).  Members without lag bookkeeping (already dropped) are left out.
+    """
+    plan: FanOutPlan[C] = FanOutPlan()
+    for conn in members:
+        lag = lags.get(conn)
+        if lag is None:
+            continue
+        size = buffered(conn)
+        if not size and lag.behind_since is None:  # the common case, decided without a call
+            plan.send.append(conn)
+            continue
+        verdict = policy.decide(lag, size, now)
+        if verdict is Verdict.SEND:
+            plan.send.append(conn)
+        elif verdict is Verdict.SKIP:
+            plan.skipped += 1
+        elif verdict is Verdict.SNAPSHOT:
+            plan.snapshot.append(conn)
+        else:
+            plan.drop.append(conn)
+    return plan

@@ -7,9 +7,7 @@ tight limits (a tiny buffer, a fast flush) without touching the environment.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,25 @@ class GatewayConfig:
     """Likes of one room are summed for this long before one Like event is produced."""
     action_rate_per_s: float = 20.0
     action_burst: int = 40
+    """Actions (comment, like, order, pay, cancel) one user may send per second in one room, over all of
+    its connections on this gateway, and the burst above that rate."""
+    control_rate_per_s: float = 0.5
+    control_burst: int = 10
+    """``subscribe`` and ``renew`` frames per user (each subscribe costs a full snapshot)."""
+    strike_burst: int = 10
+    strike_rate_per_s: float = 0.2
+    """Invalid or refused frames per user before its sockets are closed with 4009 (one forgiven per 5 s)."""
+    invalid_penalty_s: float = 0.1
+    """After an invalid frame, the socket's next frame is read this much later (the sender pays the delay)."""
+    max_sockets_per_user: int = 16
+    """Open connections per user on this gateway; more are closed with 4010."""
+    dedupe_window_s: float = 300.0
+    dedupe_capacity: int = 200_000
+    """Client event_ids of comments and likes remembered per user and room, for this long, at most this many."""
+    produce_timeout_ms: int = 30_000
+    """An action not delivered to Kafka within this time is answered with an error, never an ack."""
+    renew_ahead_s: float = 30.0
+    """A connection is sent ``token_expiring`` this long before its token's ``exp`` (half-way for short tokens)."""
     history: int = 256
     """Updates kept per room and audience for resume; a client further behind gets a resync snapshot."""
     recent_comments: int = 30
@@ -47,9 +64,6 @@ class GatewayConfig:
     """On start, read output topics from this far back so the first snapshot is not empty."""
     instance_id: str = ""
     """Names this gateway in its Kafka group id and sequence epoch; random when empty."""
-
-    def replace(self, **changes: Any) -> GatewayConfig:
-        return dataclasses.replace(self, **changes)
 
     def allowed_origins(self, bound_port: int) -> frozenset[str | None]:
         """The websocket ``Origin`` allow-list: no Origin (apps, tools), our own page on the port actually

@@ -32,9 +32,6 @@ class Hub(Generic[C]):
         self._rooms[(room, audience)].add(conn)
         self._of[conn].add((room, audience))
 
-    def subscribed(self, conn: C, room: str) -> bool:
-        return any(r == room for r, _ in self._of.get(conn, ()))
-
     def remove(self, conn: C) -> None:
         """Forget ``conn`` everywhere (on disconnect); empty index entries are deleted."""
         for key in self._of.pop(conn, ()):

@@ -2,9 +2,14 @@
 
 - :class:`OutputReader` reads *every* partition of the topics the gateway shows (each instance uses
   ``assign()``, not a shared group, because any client may be connected to any instance) on its own
-  thread, decodes with the shared schemas, and hands batches to the event loop.
-- :func:`make_producer` is the idempotent (``enable.idempotence``, ``acks=all``) producer of viewer
-  actions; the event loop polls it so delivery callbacks run on the loop thread.
+  thread, decodes with the shared schemas, and hands batches to the event loop.  An event stamped
+  further ahead than ``LC_MAX_FUTURE_SKEW_MS`` is refused like any invalid record: a newer ``ts``
+  wins in a room's state, so one forged future stamp would otherwise freeze what clients see.  A
+  failure of the thread is logged and the consumer rebuilt from where it was; repeated failures
+  are fatal (``on_fatal``), never silent.
+- :func:`make_producer` is the idempotent producer of viewer actions (built by :mod:`base.kafka`);
+  its delivery reports are what the gateway's acks wait for, so a stalled broker turns into an
+  error for the client after ``produce_timeout_ms``, not an ack.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from base import kafka
+from base.clock import now_ms
 from base.logs import get_logger
 from base.settings import Settings
 from schemas import TOPICS, ValidationError, decode
 from schemas.base import Event
+from ws_gateway.supervise import RestartPolicy
 
 if TYPE_CHECKING:
-    from confluent_kafka import Producer
+    from confluent_kafka import Consumer, Producer, TopicPartition
 
 log = get_logger(__name__)
 
@@ -31,19 +39,8 @@ OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-r
 Batch = list[tuple[str, Event]]
 
 
-def make_producer(settings: Settings) -> Producer:
-    from confluent_kafka import Producer
-
-    return Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        # Kafka's default (Java, aiokafka) partitioner: the workers assume murmur2 placement of keys.
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        "client.id": "ws-gateway",
-        "log_level": 3,
-    })
+def make_producer(settings: Settings, produce_timeout_ms: int = 30_000) -> Producer:
+    return kafka.make_producer(settings, {"client.id": "ws-gateway", "message.timeout.ms": produce_timeout_ms})
 
 
 class OutputReader:
@@ -52,18 +49,24 @@ class OutputReader:
     def __init__(
         self, settings: Settings, instance_id: str, lookback_s: float,
         loop: asyncio.AbstractEventLoop, on_batch: Callable[[Batch, int], None],
+        on_fatal: Callable[[str, BaseException], None], policy: RestartPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.instance_id = instance_id
         self.lookback_s = lookback_s
         self.loop = loop
         self.on_batch = on_batch
-        self.assigned = threading.Event()
+        self.on_fatal = on_fatal
+        self.policy = policy or RestartPolicy()
         self.caught_up = asyncio.Event()
         """Set on the loop once the records that existed at start (within the lookback) are applied."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-kafka-reader", daemon=True)
+        self._names = {settings.topic(name): name for name in OUTPUT_TOPICS}
+        self._positions: dict[tuple[str, int], int] = {}  # next offset to read, kept across restarts
         self.error: str | None = None
+        self.failures = 0
+        self.last_failure: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -72,71 +75,110 @@ class OutputReader:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def _run(self) -> None:
-        from confluent_kafka import Consumer, TopicPartition
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
-        consumer = Consumer({
-            "bootstrap.servers": self.settings.kafka_bootstrap,
-            "group.id": f"ws-gateway-{self.instance_id}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "latest",
-            "fetch.queue.backoff.ms": 1,
-            "fetch.wait.max.ms": 20,
-            "log_level": 3,
-        })
-        names = {self.settings.topic(name): name for name in OUTPUT_TOPICS}
-        behind: dict[tuple[str, int], int] = {}
-        try:
-            while not self._stop.is_set():
-                try:
-                    metadata = consumer.list_topics(timeout=5)
-                    missing = [t for t in names if t not in metadata.topics]
-                    if missing:
-                        raise RuntimeError(f"topics missing: {', '.join(missing)} (run `livecommerce topics`)")
-                    since = int((time.time() - self.lookback_s) * 1000)
-                    wanted = [TopicPartition(t, p, since) for t in names for p in metadata.topics[t].partitions]
-                    start = consumer.offsets_for_times(wanted, timeout=10)
-                    for tp in start:  # nothing that recent: start at the exact end now, not a lazy "latest"
-                        if tp.offset < 0:
-                            tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
-                    consumer.assign(start)
+    def _run(self) -> None:
+        failures: list[float] = []
+        while not self._stop.is_set():
+            consumer = kafka.make_consumer(self.settings, f"ws-gateway-{self.instance_id}", {
+                "auto.offset.reset": "latest", "fetch.wait.max.ms": 20,
+            })
+            try:
+                behind = self._assign(consumer)
+                if behind is None:
+                    return  # stopped while the broker was not ready
+                self._consume(consumer, behind)
+                return
+            except RuntimeError as exc:
+                if self.loop.is_closed():  # the loop closed under us during shutdown
+                    return
+                error: BaseException = exc
+            except Exception as exc:
+                error = exc
+            finally:
+                consumer.close()
+            now = time.monotonic()
+            self.failures += 1
+            self.last_failure = now
+            self.error = f"{type(error).__name__}: {error}"[:500]
+            failures, restart = self.policy.after_failure(failures, now)
+            if not restart:
+                log.error("gateway_reader_gave_up", error=self.error, failures=len(failures))
+                self.loop.call_soon_threadsafe(self.on_fatal, "kafka-reader", error)
+                return
+            log.error("gateway_reader_failed_restarting", error=self.error, exc_info=error)
+            self._stop.wait(self.policy.backoff_s)
+
+    def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int] | None:
+        """Assign every partition: from the last position after a restart, else ``lookback_s`` back.
+        Returns the partitions still behind their end as of now (None if stopped first)."""
+        from confluent_kafka import TopicPartition
+
+        while not self._stop.is_set():
+            try:
+                metadata = consumer.list_topics(timeout=5)
+                missing = [t for t in self._names if t not in metadata.topics]
+                if missing:
+                    raise LookupError(f"topics missing: {', '.join(missing)} (run `livecommerce topics`)")
+                since = now_ms() - int(self.lookback_s * 1000)
+                wanted = [TopicPartition(t, p, since) for t in self._names for p in metadata.topics[t].partitions]
+                start = consumer.offsets_for_times(wanted, timeout=10)
+                for tp in start:
+                    known = self._positions.get((tp.topic, tp.partition))
+                    if known is not None:
+                        tp.offset = known
+                    elif tp.offset < 0:  # nothing that recent: start at the exact end now, not a lazy "latest"
+                        tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                consumer.assign(start)
+                behind: dict[tuple[str, int], int] = {}
+                if not self.caught_up.is_set():
                     for tp in start:  # caught up once every partition reached its end as of now
                         end = consumer.get_watermark_offsets(tp, timeout=10)[1]
                         if tp.offset < end:
                             behind[(tp.topic, tp.partition)] = end
-                    break
-                except Exception as exc:  # the broker may still be starting: retry, and say so on /healthz
-                    self.error = str(exc)
-                    log.warning("gateway_kafka_not_ready", error=str(exc))
-                    self._stop.wait(1.0)
-            self.error = None
-            self.assigned.set()
-            if not behind:
-                self.loop.call_soon_threadsafe(self.caught_up.set)
-            while not self._stop.is_set():
-                first = consumer.poll(0.1)  # returns at the first record: no batch-fill wait on a quiet stream
-                messages = [] if first is None else [first, *consumer.consume(num_messages=999, timeout=0)]
-                batch: Batch = []
-                invalid = 0
-                for msg in messages:
-                    if msg.error() is not None:
-                        continue
-                    name = names.get(msg.topic() or "")
-                    if name is None:
-                        continue
-                    try:
-                        batch.append((name, decode(TOPICS[name].event, msg.value() or b"", max_bytes=1 << 22)))
-                    except ValidationError:
-                        invalid += 1  # the producing worker owns dead-lettering of its own output
-                if batch or invalid:
-                    self.loop.call_soon_threadsafe(self.on_batch, batch, invalid)
-                if behind:  # position, not message offsets: transaction markers occupy offsets too
-                    for tp in consumer.position([TopicPartition(t, p) for t, p in behind]):
-                        if tp.offset >= behind[(tp.topic, tp.partition)]:
-                            del behind[(tp.topic, tp.partition)]
-                    if not behind:  # scheduled after the batch, so healthz turns ok once it is applied
-                        self.loop.call_soon_threadsafe(self.caught_up.set)
-        except RuntimeError:  # the loop closed under us during shutdown
-            pass
-        finally:
-            consumer.close()
+                self.error = None
+                return behind
+            except Exception as exc:  # the broker may still be starting: retry, and say so on /healthz
+                self.error = str(exc)
+                log.warning("gateway_kafka_not_ready", error=str(exc))
+                self._stop.wait(1.0)
+        return None
+
+    def _consume(self, consumer: Consumer, behind: dict[tuple[str, int], int]) -> None:
+        if not behind:
+            self.loop.call_soon_threadsafe(self.caught_up.set)
+        while not self._stop.is_set():
+            first = consumer.poll(0.1)  # returns at the first record: no batch-fill wait on a quiet stream
+            messages = [] if first is None else [first, *consumer.consume(num_messages=999, timeout=0)]
+            batch: Batch = []
+            invalid = 0
+            now = now_ms()
+            for msg in messages:
+                if msg.error() is not None:
+                    continue
+                topic = msg.topic() or ""
+                self._positions[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
+                name = self._names.get(topic)
+                if name is None:
+                    continue
+                try:
+                    batch.append((name, decode(TOPICS[name].event, msg.value() or b"", max_bytes=1 << 22,
+                                               now_ms=now, max_future_skew_ms=self.settings.max_future_skew_ms)))
+                except ValidationError:
+                    invalid += 1  # the producing worker owns dead-lettering of its own output
+            if batch or invalid:
+                self.loop.call_soon_threadsafe(self.on_batch, batch, invalid)
+            if behind:  # position, not message offsets: transaction markers occupy offsets too
+                for tp in consumer.position([_tp(t, p) for t, p in behind]):
+                    if tp.offset >= behind[(tp.topic, tp.partition)]:
+                        del behind[(tp.topic, tp.partition)]
+                if not behind:  # scheduled after the batch, so healthz turns ok once it is applied
+                    self.loop.call_soon_threadsafe(self.caught_up.set)
+
+
+def _tp(topic: str, partition: int) -> TopicPartition:
+    from confluent_kafka import TopicPartition
+
+    return TopicPartition(topic, partition)

@@ -17,3 +17,9 @@ INVALID_IN = Counter("lc_gateway_invalid_records_total", "Output-topic records t
 DEAD_LETTERS = Counter("lc_gateway_dead_letters_total", "Refused client frames written to the dead-letter topic.")
 LIKES_PRODUCED = Counter("lc_gateway_likes_produced_total", "Coalesced like events produced (and likes in them).",
                          ["what"])
+TASK_FAILURES = Counter("lc_gateway_task_failures_total", "Background task failures (each restarted or fatal).",
+                        ["task"])
+CLOSED = Counter("lc_gateway_closed_total", "Connections closed by the gateway, by reason.", ["reason"])
+DUPLICATES = Counter("lc_gateway_duplicates_total", "Retried comments and likes answered without producing.",
+                     ["type"])
+RENEWALS = Counter("lc_gateway_renewals_total", "In-band token renewals, by outcome.", ["outcome"])

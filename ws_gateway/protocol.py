@@ -3,16 +3,22 @@
 Client -> gateway (JSON text frames, ``type`` selects the message)::
 
     {"type": "subscribe", "room": "r1", "last_seq": 41, "epoch": "gw-…"}   # room defaults to the token's
-    {"type": "comment", "text": "好看!", "ref": "c1"}
-    {"type": "like", "count": 3}
+    {"type": "comment", "text": "好看!", "ref": "c1", "event_id": "c-7"}   # event_id: idempotency key
+    {"type": "like", "count": 3, "event_id": "l-9"}                        # event_id optional
     {"type": "order", "order_id": "o-1", "sku_id": "sku-1", "quantity": 1, "ref": "o1"}
     {"type": "pay" | "cancel", "order_id": "o-1", "sku_id": "sku-1"}
+    {"type": "renew", "token": "<fresh JWT of the same user, role and room>"}
     {"type": "ping"}
 
+Actions may carry the client's ``ts``; it is accepted and ignored (the gateway stamps its own time).
+Nothing else names a user or a room: both come from the token.
+
 Gateway -> client: ``snapshot`` / ``update`` (room state with ``epoch`` and ``seq``), ``order_result``,
-``ack`` (the action reached Kafka), ``error`` (``code`` + ``message``; the connection stays open),
-``pong``.  Why msgspec: one tagged-union decoder validates a message in about a microsecond, and
-its error text names the offending field, which goes back to the client verbatim.
+``ack`` (the action is in Kafka: the producer's delivery report came back), ``error`` (``code`` +
+``message``; the connection stays open unless it is then closed with a close code),
+``token_expiring`` (renew before ``exp``), ``renewed`` (the new ``exp``), ``pong``.  Why msgspec: one
+tagged-union decoder validates a message in about a microsecond, and its error text names the
+offending field, which goes back to the client verbatim.
 """
 
 from __future__ import annotations
@@ -39,28 +45,37 @@ class Subscribe(ClientMessage, tag="subscribe"):
     epoch: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
-class CommentAction(ClientMessage, tag="comment"):
+class ActionMessage(ClientMessage, kw_only=True):
+    """Base of the actions. ``ts`` is the client's clock: accepted so that apps may send it, never used."""
+
+    ts: int | None = None
+
+
+class CommentAction(ActionMessage, tag="comment"):
     text: str
     event_id: Id | None = None
+    """The client's idempotency key: a retry with the same key is answered, never produced, again."""
 
 
-class LikeAction(ClientMessage, tag="like"):
+class LikeAction(ActionMessage, tag="like"):
     count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    event_id: Id | None = None
+    """The client's idempotency key, as for comments."""
 
 
-class OrderAction(ClientMessage, tag="order"):
+class OrderAction(ActionMessage, tag="order"):
     order_id: Id
     sku_id: Id
     quantity: int = 1
 
 
-class PayAction(ClientMessage, tag="pay"):
+class PayAction(ActionMessage, tag="pay"):
     order_id: Id
     sku_id: Id
     event_id: Id | None = None
 
 
-class CancelAction(ClientMessage, tag="cancel"):
+class CancelAction(ActionMessage, tag="cancel"):
     order_id: Id
     sku_id: Id
     event_id: Id | None = None
@@ -70,7 +85,13 @@ class Ping(ClientMessage, tag="ping"):
     pass
 
 
-AnyClientMessage = Subscribe | CommentAction | LikeAction | OrderAction | PayAction | CancelAction | Ping
+class Renew(ClientMessage, tag="renew"):
+    """In-band renewal: a fresh token of the same identity moves the connection's expiry."""
+
+    token: Annotated[str, msgspec.Meta(max_length=4096)]
+
+
+AnyClientMessage = Subscribe | CommentAction | LikeAction | OrderAction | PayAction | CancelAction | Ping | Renew
 Action = CommentAction | LikeAction | OrderAction | PayAction | CancelAction
 
 _decoder: msgspec.json.Decoder[AnyClientMessage] = msgspec.json.Decoder(AnyClientMessage)
@@ -95,6 +116,22 @@ def parse_client_message(raw: str | bytes) -> AnyClientMessage:
         raise ProtocolError("invalid_message", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("invalid_json", f"not valid JSON: {exc}") from None
+
+
+class _RefOnly(msgspec.Struct):
+    ref: Ref | None = None
+
+
+_ref_decoder = msgspec.json.Decoder(_RefOnly)
+
+
+def ref_of(raw: bytes) -> str | None:
+    """The ``ref`` of a frame that did not parse as a message, if it has a usable one, so that the client
+    can match the error to what it sent."""
+    try:
+        return _ref_decoder.decode(raw).ref
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 def encode(message: dict[str, Any]) -> bytes:

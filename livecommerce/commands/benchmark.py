@@ -26,13 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.commands.report import refuse_busy_store
+    from warehouse.embedded import busy_message
 
     dsn = settings.effective_clickhouse_dsn
     if not 1 <= args.days <= 365:
         print("error: --days must be 1..365", file=sys.stderr)
         return 2
-    if refuse_busy_store(dsn):
+    if busy := busy_message(dsn):
+        print(busy, file=sys.stderr)
         return 3
     from analytics.benchmark import room_benchmark
     from base.clock import now_ms

@@ -40,6 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-behind", type=float, default=None, help="seconds behind before a drop (LC_GATEWAY_MAX_BEHIND_S)"
     )
+    parser.add_argument(
+        "--max-sockets-per-user", type=int, default=None,
+        help="open connections per user (LC_GATEWAY_MAX_SOCKETS_PER_USER)",
+    )
+    parser.add_argument(
+        "--strike-burst", type=int, default=None, help="invalid frames per user before 4009 (LC_GATEWAY_STRIKE_BURST)"
+    )
+    parser.add_argument(
+        "--dedupe-window", type=float, default=None,
+        help="seconds client event_ids are kept (LC_GATEWAY_DEDUPE_WINDOW_S)",
+    )
+    parser.add_argument("--control-rate", type=float, default=0.5, help="subscribe/renew frames per second per user")
+    parser.add_argument("--control-burst", type=int, default=10, help="subscribe/renew burst per user")
+    parser.add_argument(
+        "--produce-timeout-ms", type=int, default=30_000,
+        help="an action not in Kafka by then is answered with an error",
+    )
     parser.add_argument("--sndbuf", type=int, default=0, help="SO_SNDBUF per client socket (0: kernel default)")
     parser.add_argument("--lookback", type=float, default=120.0, help="seconds of output topics read at start")
     parser.add_argument("--port-file", default=None, help="write the bound port here once listening")
@@ -57,8 +74,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     from pathlib import Path
 
+    from base.logs import get_logger
     from ws_gateway.config import GatewayConfig
-    from ws_gateway.server import Gateway
+    from ws_gateway.server import Gateway, GatewayFailed
 
     # Thousands of long-lived connections make every full collection long: collect young objects less
     # often and move what start-up created out of the collector's way (a precaution; not measured apart).
@@ -77,6 +95,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         like_interval_s=_given(args.like_interval, settings.gateway_like_interval_s),
         action_rate_per_s=_given(args.action_rate, settings.gateway_action_rate),
         action_burst=_given(args.action_burst, settings.gateway_action_burst),
+        max_sockets_per_user=_given(args.max_sockets_per_user, settings.gateway_max_sockets_per_user),
+        strike_burst=_given(args.strike_burst, settings.gateway_strike_burst),
+        dedupe_window_s=_given(args.dedupe_window, settings.gateway_dedupe_window_s),
+        control_rate_per_s=args.control_rate,
+        control_burst=args.control_burst,
+        produce_timeout_ms=args.produce_timeout_ms,
         buffer_high_water=_given(args.buffer_high_water, settings.gateway_buffer_high_water),
         buffer_limit=_given(args.buffer_limit, settings.gateway_buffer_limit),
         max_behind_s=_given(args.max_behind, settings.gateway_max_behind_s),
@@ -88,8 +112,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop: asyncio.Future[None] = loop.create_future()
+
+        def request_stop() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, request_stop)
         ready: asyncio.Future[int] = loop.create_future()
         gateway = Gateway(settings, config)
         task = asyncio.create_task(gateway.run(stop, ready))
@@ -100,5 +129,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             tmp.replace(args.port_file)
         await task
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except GatewayFailed as exc:  # already logged by the supervisor; the exit code tells the orchestrator
+        get_logger(__name__).error("gateway_failed", error=str(exc))
+        return 1
     return 0

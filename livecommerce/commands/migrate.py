@@ -7,6 +7,7 @@ runs (docker-compose's init step) and for checking which versions a store has.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from base.settings import Settings
 
@@ -18,10 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from livecommerce.commands.report import refuse_busy_store
+    from warehouse.embedded import busy_message
 
     dsn = settings.effective_clickhouse_dsn
-    if refuse_busy_store(dsn):
+    if busy := busy_message(dsn):
+        print(busy, file=sys.stderr)
         return 3
     from warehouse.client import database_of, get_client
     from warehouse.migrate import migrate

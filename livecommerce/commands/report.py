@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import fcntl
-import os
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 from base.settings import Settings
 
@@ -50,43 +47,6 @@ def parse_time(text: str) -> int:
     return int(value.timestamp() * 1000)
 
 
-def embedded_store_busy(dsn: str) -> bool:
-    """Whether another process holds the embedded store of ``dsn`` (the engine flocks ``<dir>/status``)."""
-    if urlparse(dsn).scheme != "chdb":
-        return False
-    status = Path(urlparse(dsn).path) / "status"
-    if not status.exists():
-        return False
-    try:
-        fd = os.open(status, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-BUSY_MESSAGE = (
-    "error: the embedded ClickHouse store at {path} is open in another process (the sink worker?).\n"
-    "An embedded store opens in one process at a time: stop the sink (`livecommerce down` or Ctrl-C the "
-    "worker) and run the report again, or point LC_CLICKHOUSE_DSN at a ClickHouse server (http(s)://...)."
-)
-
-
-def refuse_busy_store(dsn: str) -> bool:
-    """Say so on stderr and return True when another process holds the embedded store of ``dsn``."""
-    if not embedded_store_busy(dsn):
-        return False
-    print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
-    return True
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     dsn = settings.effective_clickhouse_dsn
     if (args.start is None) != (args.end is None):
@@ -95,10 +55,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.start is not None and args.end <= args.start:
         print("error: --to must be after --from", file=sys.stderr)
         return 2
-    if refuse_busy_store(dsn):
+    from warehouse.embedded import busy_message, store_path
+
+    if busy := busy_message(dsn):
+        print(busy, file=sys.stderr)
         return 3
-    if urlparse(dsn).scheme == "chdb" and not Path(urlparse(dsn).path).exists():
-        print(f"error: no embedded ClickHouse store at {urlparse(dsn).path} (nothing recorded yet?)", file=sys.stderr)
+    path = store_path(dsn)
+    if path is not None and not path.exists():
+        print(f"error: no embedded ClickHouse store at {path} (nothing recorded yet?)", file=sys.stderr)
         return 1
 
     from analytics.build import NothingToReport, Options, build_report, list_streams
@@ -106,6 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from analytics.html import render_html
     from analytics.model import iso
     from warehouse.client import DsnError, database_of, get_client
+    from warehouse.embedded import BUSY_MESSAGE, is_lock_error
 
     try:
         client = get_client(dsn)
@@ -113,8 +78,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if "lock" in str(exc).lower() or "Unable to open the chdb engine" in str(exc):
-            print(BUSY_MESSAGE.format(path=urlparse(dsn).path), file=sys.stderr)
+        if is_lock_error(exc):
+            print(BUSY_MESSAGE.format(path=path), file=sys.stderr)
             return 3
         raise
     database = args.database or database_of(dsn)

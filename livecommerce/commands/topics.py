@@ -6,7 +6,8 @@ import argparse
 
 from base.settings import Settings
 
-HELP = "Create every Kafka topic with its partitions and configs on LC_KAFKA_BOOTSTRAP (existing ones are kept)."
+HELP = ("Create every Kafka topic, and the stateful jobs' changelogs, with their partitions and configs on "
+        "LC_KAFKA_BOOTSTRAP (existing ones are kept)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from base.kafka_admin import create_topics
+    from schemas import TOPICS
+    from streams.changelogs import create_changelogs
 
-    for name in create_topics(settings, timeout=args.timeout):
+    for name in create_topics(settings, TOPICS.values(), timeout=args.timeout):
+        print(name)
+    for name in create_changelogs(settings, timeout=args.timeout):
         print(name)
     return 0

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+from collections.abc import Callable
 
 from base.settings import Settings
 
 HELP = "Run a stream worker: flash-sale, counters, sentiment or sink."
 
-#: Job name -> module exposing ``run_worker(settings, worker_id, web_port) -> int``.
-JOBS = {
-    "flash-sale": "streams.flash_sale.worker",
-    "counters": "streams.counters.worker",
-    "sentiment": "streams.sentiment.worker",
-    "sink": "streams.sink.worker",
-}
+JOBS = ("counters", "flash-sale", "sentiment", "sink")
+
+
+def _runner_of(job: str) -> Callable[[Settings, str, int], int]:
+    """The job's ``run_worker(settings, worker_id, web_port)``, imported only when it is run."""
+    if job == "flash-sale":
+        from streams.flash_sale.job import run_worker
+    elif job == "counters":
+        from streams.counters.job import run_worker
+    elif job == "sink":
+        from streams.sink.job import run_worker
+    else:
+        from streams.sentiment.worker import run_worker
+    return run_worker
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +35,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    module = importlib.import_module(JOBS[args.job])
     web_port = settings.worker_web_port if args.web_port is None else args.web_port
-    return int(module.run_worker(settings, worker_id=args.worker_id, web_port=web_port))
+    return int(_runner_of(args.job)(settings, args.worker_id, web_port))

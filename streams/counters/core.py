@@ -106,6 +106,10 @@ class RoomState(msgspec.Struct, kw_only=True):
     stock: dict[str, StockEntry] = msgspec.field(default_factory=dict)
     expiry_clock: int = NO_TIME
     last_emitted_end: int = NO_TIME
+    #: The room's own watermark (largest event time seen, and the closing mark): event time is per
+    #: room, so one room's future-stamped event cannot close another room's windows.
+    wm_event_max: int = NO_TIME
+    wm_value: int = NO_TIME
     #: A late event or a stock update arrived that no snapshot has shown yet.
     unshown: bool = False
 
@@ -117,18 +121,17 @@ class Viewer(msgspec.Struct, array_like=True):
     left: int = NO_TIME
 
 
-class Marks(msgspec.Struct, array_like=True):
-    event_max: int
-    value: int
-
-
 @dataclass
 class Room:
     """A room's persisted state plus the indexes rebuilt from it (online set, expiry heap)."""
 
     state: RoomState
+    watermark: Watermark
     viewers: dict[str, Viewer] = field(default_factory=dict)
     buyers: set[str] = field(default_factory=set)
+    #: Answers already counted, as ``<status>/<sku>/<user>/<order_id>``: a re-sent order or payment gets
+    #: its first answer again, and the counters must count that answer once.
+    orders: set[str] = field(default_factory=set)
     online: dict[str, int] = field(default_factory=dict)  # user -> last seen, only if online
     expiry: list[tuple[int, str]] = field(default_factory=list)  # heap of (seen, user), lazily pruned
 
@@ -154,25 +157,28 @@ class Room:
                 del self.online[user]
 
 
+#: Answers that move a counter, and what they count once per order (sku, user, order_id): the decision
+#: (accepted or rejected: an attempt) and the payment.  A re-sent order or payment gets its first
+#: answer again from the flash sale; counting it again would inflate attempts, orders and GMV.
+_COUNTED_ONCE = {"accepted": "a", "rejected": "a", "paid": "p"}
+
 # Changelog keys: room ids and user ids never contain "|" (see schemas.base.Id).
-_ROOM, _VIEWER, _BUYER, _MARKS = "r|", "v|", "b|", "w|"
+_ROOM, _VIEWER, _BUYER, _ORDER = "r|", "v|", "b|", "o|"
 _enc = msgspec.msgpack.Encoder()
 _room_dec = msgspec.msgpack.Decoder(RoomState)
 _viewer_dec = msgspec.msgpack.Decoder(Viewer)
-_marks_dec = msgspec.msgpack.Decoder(Marks)
 
 
 class PartitionCounters:
-    """The counters of every room of one partition, with a watermark shared by those rooms."""
+    """The counters of every room of one partition; each room keeps its own watermark."""
 
     def __init__(self, config: CounterConfig | None = None) -> None:
         self.config = config or CounterConfig()
         self.rooms: dict[str, Room] = {}
-        self.watermark = Watermark(self.config.allowed_lateness_ms, self.config.idle_ms)
         self._dirty_rooms: set[str] = set()
         self._dirty_viewers: set[tuple[str, str]] = set()
         self._new_buyers: set[tuple[str, str]] = set()
-        self._marks_dirty = False
+        self._new_orders: set[tuple[str, str]] = set()
         self._apply: dict[type[Event], Callable[[Room, Event], None]] = {
             Comment: self._comment,
             Like: self._like,
@@ -187,7 +193,9 @@ class PartitionCounters:
     def room(self, room_id: str) -> Room:
         room = self.rooms.get(room_id)
         if room is None:
-            room = self.rooms[room_id] = Room(RoomState(room_id=room_id))
+            room = self.rooms[room_id] = Room(
+                RoomState(room_id=room_id), Watermark(self.config.allowed_lateness_ms, self.config.idle_ms)
+            )
         return room
 
     def apply(self, event: Event, wall_ms: int) -> None:
@@ -197,12 +205,11 @@ class PartitionCounters:
         room = self.rooms.get(room_id) or self.room(room_id)
         handler(room, event)
         self._dirty_rooms.add(room_id)
-        self.watermark.observe(event.ts, wall_ms)  # type: ignore[attr-defined]
-        self._marks_dirty = True
+        room.watermark.observe(event.ts, wall_ms)  # type: ignore[attr-defined]
 
     def apply_all(self, events: Iterable[Event], wall_ms: int) -> None:
         """:meth:`apply` for a batch, with the per-event lookups hoisted (this is the hot path)."""
-        handlers, rooms, dirty, wm = self._apply, self.rooms, self._dirty_rooms, self.watermark
+        handlers, rooms, dirty = self._apply, self.rooms, self._dirty_rooms
         for event in events:
             room_id: str = event.room_id  # type: ignore[attr-defined]
             room = rooms.get(room_id)
@@ -211,15 +218,15 @@ class PartitionCounters:
             handlers[type(event)](room, event)
             dirty.add(room_id)
             ts: int = event.ts  # type: ignore[attr-defined]
+            wm = room.watermark
             if ts > wm.event_max:
                 wm.observe(ts, wall_ms)
-        self._marks_dirty = True
 
     def _window(self, room: Room, ts: int) -> WindowAgg | None:
         """The open window holding ``ts``, or None (and one more late event) if it is closed."""
         size = self.config.window_ms
         start = ts - ts % size
-        if start + size <= self.watermark.value:
+        if start + size <= room.watermark.value:
             room.state.late_events += 1
             room.state.unshown = True
             return None
@@ -270,6 +277,13 @@ class PartitionCounters:
         assert isinstance(event, OrderResult)
         state = room.state
         status = event.status
+        if status in _COUNTED_ONCE:
+            seen = f"{_COUNTED_ONCE[status]}/{event.sku_id}/{event.user_id}/{event.order_id}"
+            if seen in room.orders:
+                self._window(room, event.ts)  # a repeat answer counts nothing, but lateness is still counted
+                return
+            room.orders.add(seen)
+            self._new_orders.add((state.room_id, seen))
         if status == "accepted" or status == "rejected":
             state.order_attempts_total += 1
             agg = self._window(room, event.ts)
@@ -312,12 +326,12 @@ class PartitionCounters:
         window while it has viewers online (a watched but quiet room still ticks every second) or
         news that no window carries (late events, stock updates).
         """
-        self.watermark.tick(wall_ms)
-        wm = self.watermark.value
         size = self.config.window_ms
-        latest_end = window_start(wm, size)
         out: list[RoomCounters] = []
         for room in self.rooms.values():
+            room.watermark.tick(wall_ms)
+            wm = room.watermark.value
+            latest_end = window_start(wm, size)
             state = room.state
             if state.last_emitted_end >= latest_end:
                 continue
@@ -387,19 +401,20 @@ class PartitionCounters:
         """(key, value) records that bring a changelog up to date, one per changed key; clears them."""
         changes: list[tuple[bytes, bytes]] = []
         for room_id in self._dirty_rooms:
-            changes.append(((_ROOM + room_id).encode(), _enc.encode(self.rooms[room_id].state)))
+            room = self.rooms[room_id]
+            room.state.wm_event_max, room.state.wm_value = room.watermark.event_max, room.watermark.value
+            changes.append(((_ROOM + room_id).encode(), _enc.encode(room.state)))
         for room_id, user in self._dirty_viewers:
             viewer = self.rooms[room_id].viewers[user]
             changes.append((f"{_VIEWER}{room_id}|{user}".encode(), _enc.encode(viewer)))
         for room_id, user in self._new_buyers:
             changes.append((f"{_BUYER}{room_id}|{user}".encode(), b"1"))
-        if self._marks_dirty:
-            marks = Marks(self.watermark.event_max, self.watermark.value)
-            changes.append((_MARKS.encode(), _enc.encode(marks)))
+        for room_id, order in self._new_orders:
+            changes.append((f"{_ORDER}{room_id}|{order}".encode(), b"1"))
         self._dirty_rooms.clear()
         self._dirty_viewers.clear()
         self._new_buyers.clear()
-        self._marks_dirty = False
+        self._new_orders.clear()
         return changes
 
     @classmethod
@@ -420,18 +435,19 @@ class PartitionCounters:
             key = raw_key.decode()
             if key.startswith(_ROOM):
                 state = _room_dec.decode(value)
-                counters.room(state.room_id).state = state
+                room = counters.room(state.room_id)
+                room.state = state
+                room.watermark.event_max, room.watermark.value = state.wm_event_max, state.wm_value
+                room.watermark.wall_at_progress = wall_ms
             elif key.startswith(_VIEWER):
                 room_id, user = key[len(_VIEWER):].split("|", 1)
                 viewers.append((room_id, user, _viewer_dec.decode(value)))
             elif key.startswith(_BUYER):
                 room_id, user = key[len(_BUYER):].split("|", 1)
                 counters.room(room_id).buyers.add(user)
-            elif key == _MARKS:
-                marks = _marks_dec.decode(value)
-                counters.watermark.event_max = marks.event_max
-                counters.watermark.value = marks.value
-                counters.watermark.wall_at_progress = wall_ms
+            elif key.startswith(_ORDER):
+                room_id, order = key[len(_ORDER):].split("|", 1)
+                counters.room(room_id).orders.add(order)
         timeout = counters.config.heartbeat_timeout_ms
         for room_id, user, viewer in viewers:
             room = counters.room(room_id)

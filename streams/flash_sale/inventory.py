@@ -6,10 +6,25 @@ here one at a time, in log order.  Each call appends its answers to :attr:`Inven
 the state records it touched; the worker writes answers, touched records and input offsets in one
 Kafka transaction per batch.
 
-Time is event time: a decision's clock is the partition watermark (the largest event ``ts`` seen),
-so a replay of the same log gives the same answers, and reservation deadlines are checked against
-that clock before every decision.  :meth:`Inventory.tick` is the wall-clock timer that releases
-holds on a quiet partition; the deadlines live in state, so the timer survives restarts.
+Time is event time, kept **per SKU**: a decision on a SKU is taken at the largest ``ts`` of that
+SKU's events so far, so a replay of the same log gives the same answers, and an event stamped in
+the future (at most the gate's allowed skew) moves time for its own SKU only, never for the other
+SKUs of its partition.
+
+Holds and payments: a hold made at ``t`` lasts until ``reserved_until = t + ttl``.  A payment
+stamped at or before ``reserved_until`` pays as long as the hold has not been released, and a hold
+is released only once ``reserved_until + grace_ms`` has passed, and only by :meth:`Inventory.tick`,
+the wall-clock timer, which the shell calls only while no input of the partition is waiting to be
+read (asked of the broker at that moment).  Event time never releases a hold: Kafka orders messages
+within one topic-partition only, so an order that reached Kafka after a payment can still be read
+before it.  So a payment stamped
+before the deadline that reaches the log within ``grace_ms`` after it always pays, however far
+behind the worker is, after a restart, and in a replay.  A payment stamped after the deadline is
+refused (``reservation_expired``) and releases the hold at once.
+
+Idempotency keys are scoped, never global: an order is (sku_id, user_id, order_id), a payment is
+(sku_id, user_id, order_id, event_id).  Another user who sends the same ids addresses orders of
+their own, so a foreign pay, cancel or attempt never changes what the owner gets.
 
 Invariant after every call: ``available + reserved + sold == total`` (stock ever added) and
 ``available >= 0`` for every SKU.
@@ -27,13 +42,11 @@ from schemas.events import Alert, OrderAttempt, OrderResult, Payment, SaleConfig
 from streams.flash_sale.risk import RiskConfig, count_rejection, screen_attempt
 from streams.flash_sale.state import (
     CANCELLED,
-    CLOCK_KEY,
     EXPIRED,
     PAID,
     REJECTED,
     RESERVED,
     Answer,
-    Clock,
     OrderRecord,
     SkuState,
     Terms,
@@ -46,7 +59,9 @@ FlashEvent = SaleConfig | OrderAttempt | Payment
 
 _sku_decoder = msgspec.json.Decoder(SkuState)
 _user_decoder = msgspec.json.Decoder(UserState)
-_clock_decoder = msgspec.json.Decoder(Clock)
+
+#: How long after a hold's deadline a payment stamped before it may still arrive and pay (ms).
+DEFAULT_PAYMENT_GRACE_MS = 3_000
 _encoder = msgspec.json.Encoder()
 
 
@@ -58,29 +73,32 @@ class Outputs:
     alerts: list[Alert] = field(default_factory=list)
     config_errors: list[tuple[SaleConfig, str]] = field(default_factory=list)
     """Sale-config events that could not apply, with why (the worker dead-letters them)."""
+    applied_configs: list[SaleConfig] = field(default_factory=list)
+    """Sale-config events that took effect, once each (the worker produces them to
+    ``sale-config-applied``, the warehouse's source of sale configs)."""
 
 
 class Inventory:
     """All SKUs of one partition and the decisions on them."""
 
-    def __init__(self, risk: RiskConfig | None = None) -> None:
+    def __init__(self, risk: RiskConfig | None = None, grace_ms: int = DEFAULT_PAYMENT_GRACE_MS) -> None:
         self.risk = risk or RiskConfig()
-        self.clock = 0
+        self.grace_ms = grace_ms
         self.skus: dict[str, SkuState] = {}
         self.users: dict[tuple[str, str], UserState] = {}
         self.out = Outputs()
-        self._expiry: list[tuple[int, str, str, str]] = []  # (reserved_until, sku, user, order_id)
-        self._owner: dict[tuple[str, str], str] = {}  # (sku, order_id) -> user_id of its buyer
+        # Holds by deadline, for the wall-clock timer; lazy (entries of orders already paid, cancelled
+        # or expired are skipped when popped).
+        self._timer: list[tuple[int, str, str, str]] = []  # (reserved_until, sku, user, order_id)
         # Touched records, in first-touch order (dicts as ordered sets: deterministic, no sort per batch).
         self._dirty_skus: dict[str, None] = {}
         self._dirty_users: dict[tuple[str, str], None] = {}
-        self._clock_dirty = False
 
     # ----------------------------------------------------------------- entry points
 
     def handle(self, event: FlashEvent) -> None:
-        """Decide one event at the watermark it advances to, after releasing expired holds."""
-        now = self._advance(event.ts)
+        """Decide one event at its SKU's event time, after releasing that SKU's holds past their grace."""
+        now = self._advance(event.sku_id, event.ts)
         if isinstance(event, OrderAttempt):
             self.attempt(event, now)
         elif isinstance(event, Payment):
@@ -89,15 +107,19 @@ class Inventory:
             self.configure(event, now)
 
     def tick(self, wall_now: int) -> None:
-        """The timer: release every hold whose deadline has passed by ``wall_now`` (wall clock).
+        """The timer: release every hold whose deadline plus grace has passed by ``wall_now``.
 
-        It does not move the event-time watermark, so answers to later events keep their
-        event-time stamps."""
-        self._expire(wall_now)
+        Call it only when no input of the partition is waiting to be decided (the shell checks):
+        a waiting payment stamped before its deadline must pay, not find its hold gone.  It does not
+        move any SKU's event time."""
+        timer = self._timer
+        while timer and timer[0][0] + self.grace_ms < wall_now:
+            until, sku_id, user_id, order_id = heapq.heappop(timer)
+            self._release(sku_id, user_id, order_id, until)
 
     def has_due(self, wall_now: int) -> bool:
         """Whether :meth:`tick` at ``wall_now`` may release a hold (cheap: a heap peek)."""
-        return bool(self._expiry) and self._expiry[0][0] < wall_now
+        return bool(self._timer) and self._timer[0][0] + self.grace_ms < wall_now
 
     def take_outputs(self) -> tuple[Outputs, list[StockUpdate]]:
         """Answers since the last call, plus one StockUpdate per SKU whose stock or sale changed."""
@@ -110,20 +132,20 @@ class Inventory:
         encode, skus, users = _encoder.encode, self.skus, self.users
         records = [(sku_key(s), encode(skus[s])) for s in self._dirty_skus]
         records += [(user_key(*k), encode(users[k])) for k in self._dirty_users]
-        if self._clock_dirty:
-            records.append((CLOCK_KEY, _encoder.encode(Clock(now=self.clock))))
         self._dirty_skus.clear()
         self._dirty_users.clear()
-        self._clock_dirty = False
         return records
 
     @classmethod
-    def restore(cls, records: Iterable[tuple[bytes, bytes | None]], risk: RiskConfig | None = None) -> Inventory:
+    def restore(
+        cls, records: Iterable[tuple[bytes, bytes | None]], risk: RiskConfig | None = None,
+        grace_ms: int = DEFAULT_PAYMENT_GRACE_MS,
+    ) -> Inventory:
         """Rebuild from changelog records in log order (the last value of a key wins)."""
         latest: dict[bytes, bytes | None] = {}
         for key, value in records:
             latest[key] = value
-        inv = cls(risk)
+        inv = cls(risk, grace_ms)
         for key, value in latest.items():
             if value is None:
                 continue
@@ -134,12 +156,9 @@ class Inventory:
                 user = _user_decoder.decode(value)
                 inv.users[(user.sku_id, user.user_id)] = user
                 for order in user.orders.values():
-                    inv._owner[(user.sku_id, order.order_id)] = user.user_id
                     if order.status == RESERVED and order.reserved_until is not None:
-                        inv._expiry.append((order.reserved_until, user.sku_id, user.user_id, order.order_id))
-            elif key == CLOCK_KEY:
-                inv.clock = _clock_decoder.decode(value).now
-        heapq.heapify(inv._expiry)
+                        inv._hold(user.sku_id, user.user_id, order.order_id, order.reserved_until)
+        heapq.heapify(inv._timer)
         return inv
 
     def stock_update(self, sku_id: str) -> StockUpdate:
@@ -147,7 +166,7 @@ class Inventory:
         return StockUpdate(
             room_id=sku.room_id, sku_id=sku_id, available=sku.available, reserved=sku.reserved,
             sold=sku.sold, total=sku.total, price_cents=sku.terms.price_cents if sku.terms else 0,
-            ts=self.clock,
+            ts=sku.clock,
         )
 
     # ----------------------------------------------------------------- sale lifecycle
@@ -164,7 +183,7 @@ class Inventory:
             assert cfg.stock is not None and cfg.price_cents is not None
             assert cfg.starts_at is not None and cfg.ends_at is not None
             if sku is None:
-                sku = self.skus[cfg.sku_id] = SkuState(sku_id=cfg.sku_id, room_id=cfg.room_id)
+                sku = self.skus[cfg.sku_id] = SkuState(sku_id=cfg.sku_id, room_id=cfg.room_id, clock=now)
             first_open = sku.terms is None
             sku.room_id = cfg.room_id
             sku.terms = Terms(
@@ -185,14 +204,15 @@ class Inventory:
         else:  # close: no new orders; existing holds stay payable until they expire
             sku.closed_at = now
         sku.config_ids.append(cfg.event_id)
+        self.out.applied_configs.append(cfg)
         self._dirty_skus[sku.sku_id] = None
 
     # ----------------------------------------------------------------- order attempts
 
     def attempt(self, order: OrderAttempt, now: int) -> None:
         """Accept (reserve) or reject one order attempt; a known order_id gets its first answer again."""
-        known = self._order(order.sku_id, order.order_id)
-        if known is not None:  # idempotent: same answer, nothing changes (even if sent by someone else)
+        known = self._order(order.sku_id, order.user_id, order.order_id)
+        if known is not None:  # idempotent: the same buyer re-sent it; same answer, nothing changes
             self._answer(order.sku_id, known, known.first, reserved_until=known.reserved_until)
             return
         user = self._user(order.sku_id, order.user_id)
@@ -206,7 +226,7 @@ class Inventory:
             sku.available -= order.quantity
             sku.reserved += order.quantity
             user.active_units += order.quantity
-            heapq.heappush(self._expiry, (until, order.sku_id, order.user_id, order.order_id))
+            self._hold(order.sku_id, order.user_id, order.order_id, until, push=True)
             self._dirty_skus[order.sku_id] = None
             self._answer(order.sku_id, record, record.first, reserved_until=until)
             return
@@ -216,7 +236,7 @@ class Inventory:
         self._answer(order.sku_id, record, record.first)
         room = sku.room_id if sku is not None else order.room_id
         if sku is None:
-            sku = self.skus[order.sku_id] = SkuState(sku_id=order.sku_id, room_id=order.room_id)
+            sku = self.skus[order.sku_id] = SkuState(sku_id=order.sku_id, room_id=order.room_id, clock=now)
         alert = count_rejection(self.risk, sku.spikes, reason, now, room_id=room, sku_id=order.sku_id)
         if alert is not None:
             self.out.alerts.append(alert)
@@ -246,8 +266,11 @@ class Inventory:
 
     def pay(self, payment: Payment, now: int) -> None:
         """Confirm (paid) or cancel a held order; a payment event_id is answered once, then repeated."""
-        record = self._order(payment.sku_id, payment.order_id)
-        if record is None:
+        record = self._order(payment.sku_id, payment.user_id, payment.order_id)
+        stray = self.users.get((payment.sku_id, payment.user_id))
+        if record is not None and stray is not None and payment.event_id in stray.stray_payments:
+            record = None  # this payment was answered before its order existed: that answer stands
+        if record is None:  # no such order of THIS user (another user's order with that id is not theirs)
             owner = self._user(payment.sku_id, payment.user_id)
             answer = owner.stray_payments.get(payment.event_id)
             if answer is None:
@@ -265,8 +288,11 @@ class Inventory:
         self._answer(payment.sku_id, record, answer, reserved_until=record.reserved_until)
 
     def _settle(self, payment: Payment, record: OrderRecord, now: int) -> Answer:
-        if record.user_id != payment.user_id:
-            return Answer("payment_refused", "invalid", now)
+        late = (payment.action == "paid" and record.status == RESERVED and record.reserved_until is not None
+                and payment.ts > record.reserved_until)
+        if late:  # stamped after the deadline: the hold ends now, whatever the clocks say
+            assert record.reserved_until is not None
+            self._release(payment.sku_id, record.user_id, record.order_id, record.reserved_until)
         if record.status == EXPIRED:
             reason = "reservation_expired" if payment.action == "paid" else "already_final"
             return Answer("payment_refused", reason, now)
@@ -286,40 +312,48 @@ class Inventory:
         self._dirty_skus[payment.sku_id] = None
         return Answer(record.status, None, now)
 
-    def _order(self, sku_id: str, order_id: str) -> OrderRecord | None:
-        user_id = self._owner.get((sku_id, order_id))
-        return None if user_id is None else self.users[(sku_id, user_id)].orders[order_id]
+    def _order(self, sku_id: str, user_id: str, order_id: str) -> OrderRecord | None:
+        user = self.users.get((sku_id, user_id))
+        return None if user is None else user.orders.get(order_id)
 
-    # ----------------------------------------------------------------- expiry
+    # ----------------------------------------------------------------- holds and time
 
-    def _expire(self, now: int) -> None:
-        """Release every hold whose deadline is before ``now``, exactly once (the heap may hold
-        entries of orders already paid or cancelled: those are skipped)."""
-        heap = self._expiry
-        while heap and heap[0][0] < now:
-            until, sku_id, user_id, order_id = heapq.heappop(heap)
-            user = self.users[(sku_id, user_id)]
-            record = user.orders[order_id]
-            if record.status != RESERVED:
-                continue
-            sku = self.skus[sku_id]
-            sku.reserved -= record.quantity
-            sku.available += record.quantity
-            user.active_units -= record.quantity
-            record.status = EXPIRED
-            record.final_ts = max(until + 1, 0)
+    def _hold(self, sku_id: str, user_id: str, order_id: str, until: int, *, push: bool = False) -> None:
+        if push:
+            heapq.heappush(self._timer, (until, sku_id, user_id, order_id))
+        else:  # restore: heapified once at the end
+            self._timer.append((until, sku_id, user_id, order_id))
+
+    def _release(self, sku_id: str, user_id: str, order_id: str, until: int) -> None:
+        """Expire one hold, once (an order already paid, cancelled or expired is left alone)."""
+        user = self.users[(sku_id, user_id)]
+        record = user.orders[order_id]
+        if record.status != RESERVED:
+            return
+        sku = self.skus[sku_id]
+        sku.reserved -= record.quantity
+        sku.available += record.quantity
+        user.active_units -= record.quantity
+        record.status = EXPIRED
+        record.final_ts = max(until + 1, 0)
+        self._dirty_skus[sku_id] = None
+        self._dirty_users[(sku_id, user_id)] = None
+        self._answer(sku_id, record, Answer(EXPIRED, None, record.final_ts), reserved_until=until)
+
+    def _advance(self, sku_id: str, ts: int) -> int:
+        """Move ``sku_id``'s event time to ``ts`` if later; return it.
+
+        Event time never releases a hold: Kafka orders messages within one topic-partition only, so an
+        order read before an earlier payment (another topic, or a backlog after a restart) must not
+        take that payment's hold away.  Holds end by the timer (:meth:`tick`), by a payment stamped
+        after the deadline, or by payment / cancellation."""
+        sku = self.skus.get(sku_id)
+        if sku is None:
+            return ts
+        if ts > sku.clock:
+            sku.clock = ts
             self._dirty_skus[sku_id] = None
-            self._dirty_users[(sku_id, user_id)] = None
-            self._answer(sku_id, record, Answer(EXPIRED, None, record.final_ts), reserved_until=until)
-
-    # ----------------------------------------------------------------- helpers
-
-    def _advance(self, ts: int) -> int:
-        if ts > self.clock:
-            self.clock = ts
-            self._clock_dirty = True
-        self._expire(self.clock)
-        return self.clock
+        return sku.clock
 
     def _user(self, sku_id: str, user_id: str) -> UserState:
         key = (sku_id, user_id)
@@ -337,7 +371,6 @@ class Inventory:
             price_cents=price, attempt_ts=order.ts, first=first, status=status,
         )
         user.orders[order.order_id] = record
-        self._owner[(order.sku_id, order.order_id)] = order.user_id
         return record
 
     def _answer(self, sku_id: str, record: OrderRecord, answer: Answer, *, reserved_until: int | None = None) -> None:

@@ -8,7 +8,9 @@ Keys of the changelog (``|`` cannot occur in an Id, so keys never collide):
 
 - ``s|<sku>``           :class:`SkuState`  (sale terms, stock counters, rejection counters)
 - ``u|<sku>|<user>``    :class:`UserState` (the user's orders on that SKU, attempt window)
-- ``c|``                :class:`Clock`     (event-time watermark of the partition)
+
+Event time is kept per SKU (:attr:`SkuState.clock`), never per partition: one producer's clock (or an
+attacker's timestamp) may move time only for the SKU it names, by at most the allowed skew.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class SkuState(msgspec.Struct, kw_only=True):
     available: int = 0
     reserved: int = 0
     sold: int = 0
+    clock: int = 0
+    """This SKU's event time: the largest ``ts`` of its orders, payments and configs decided so far."""
     config_ids: list[str] = msgspec.field(default_factory=list)
     spikes: SpikeState = msgspec.field(default_factory=SpikeState)
 
@@ -99,12 +103,6 @@ class UserState(msgspec.Struct, kw_only=True):
     stray_payments: dict[str, Answer] = msgspec.field(default_factory=dict)
 
 
-class Clock(msgspec.Struct, kw_only=True):
-    """The partition's event-time watermark: the largest event ts decided so far."""
-
-    now: int = 0
-
-
 def sku_key(sku_id: str) -> bytes:
     return f"s|{sku_id}".encode()
 
@@ -112,5 +110,3 @@ def sku_key(sku_id: str) -> bytes:
 def user_key(sku_id: str, user_id: str) -> bytes:
     return f"u|{sku_id}|{user_id}".encode()
 
-
-CLOCK_KEY = b"c|"

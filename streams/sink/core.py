@@ -1,14 +1,26 @@
-"""The sink's decisions, pure: which buffered events to write when, and which offsets that makes safe.
+"""The sink's decisions, pure: which buffered events to write, and when.
 
-The shell consumes Kafka messages and hands each one here as an event for a table (or as a
-skipped offset, for a message that does not decode).  :meth:`SinkBuffer.due` says when to write,
-by size and by age; :meth:`SinkBuffer.drain` returns the rows per table together with the next
-offset of every (topic, partition) they came from.  The shell commits those offsets only after
-every table's insert succeeded, so a crash at any point replays, never loses: at-least-once
-delivery into tables that collapse replays (ReplacingMergeTree on natural ids).
+The runtime hands admitted events here, each for its table.  :meth:`SinkBuffer.due` says when to
+write, by size and by age; :meth:`SinkBuffer.drain` returns the rows per table.  The runtime
+commits its input offsets only after every table's insert succeeded, so a crash at any point
+replays, never loses: at-least-once delivery into tables that collapse replays (ReplacingMergeTree
+on natural ids).
 
 Everything is flushed together rather than per table because a Kafka offset covers all tables:
 committing partition p up to offset o needs every event below o written, whatever its table.
+
+What is stored: the warehouse holds what the jobs DECIDED, not what clients sent.
+:func:`stored_rows` maps one admitted event to the rows it contributes:
+
+* ``orders`` rows come from the flash-sale job's first answer to an attempt (``accepted`` or
+  ``rejected`` order results), never from the raw ``orders`` topic: the row carries the quantity
+  and time of the attempt that was decided, a re-send with another payload changes nothing (its
+  answer repeats the first one), and a misrouted attempt, which gets no answer, is never stored;
+* ``sale_config`` rows come from the configs the flash-sale job applied (topic
+  ``sale-config-applied``), so a restock of a never-opened SKU or a misrouted config is absent;
+* the other topics are stored when the runtime's gate admits them, the same gate their owning job
+  runs (valid, keyed by their key field, on the partition that key hashes to), so admitted ==
+  decided for those.
 """
 
 from __future__ import annotations
@@ -16,7 +28,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-TopicPartition = tuple[str, int]
+from schemas.events import OrderAttempt, OrderResult
+
+#: Statuses of an order result that decide an attempt (the others answer payments or expiries).
+ATTEMPT_DECISIONS = frozenset({"accepted", "rejected"})
+
+#: Tables never written from their own topic: their rows are derived from a decision instead.
+DERIVED_TABLES = frozenset({"orders"})
+
+
+def order_of_result(result: OrderResult) -> OrderAttempt | None:
+    """The attempt a result decided, as the flash-sale job recorded it (its quantity, its time), or
+    None when the result does not decide an attempt (a payment's answer, an expiry)."""
+    if result.status not in ATTEMPT_DECISIONS:
+        return None
+    return OrderAttempt(
+        v=result.v, order_id=result.order_id, room_id=result.room_id, sku_id=result.sku_id,
+        user_id=result.user_id, quantity=result.quantity, ts=result.attempt_ts,
+    )
+
+
+def stored_rows(table: str, event: Any) -> list[tuple[str, Any]]:
+    """The (table, row) pairs one admitted event of ``table``'s topic contributes; empty for a raw
+    order attempt (see the module docstring)."""
+    if table in DERIVED_TABLES:
+        return []
+    if type(event) is OrderResult:
+        order = order_of_result(event)
+        if order is not None:
+            return [(table, event), ("orders", order)]
+    return [(table, event)]
 
 
 @dataclass(frozen=True)
@@ -39,28 +80,13 @@ class FlushPolicy:
 
 
 @dataclass
-class Batch:
-    """What one flush writes (events per table) and then commits (next offset per topic-partition)."""
-
-    tables: dict[str, list[Any]]
-    offsets: dict[TopicPartition, int]
-    skipped: int
-
-    @property
-    def rows(self) -> int:
-        return sum(map(len, self.tables.values()))
-
-
-@dataclass
 class SinkBuffer:
-    """Events waiting to be written, per table, and the offsets they will make committable."""
+    """Events waiting to be written, per table."""
 
     policy: FlushPolicy = field(default_factory=FlushPolicy)
     _tables: dict[str, list[Any]] = field(default_factory=dict)
-    _offsets: dict[TopicPartition, int] = field(default_factory=dict)
     _rows: int = 0
     _largest: int = 0
-    _skipped: int = 0
     _oldest_ms: int | None = None
 
     @property
@@ -69,29 +95,24 @@ class SinkBuffer:
 
     @property
     def empty(self) -> bool:
-        """Nothing to write and nothing to commit."""
-        return not self._offsets
+        return self._rows == 0
 
-    def _seen(self, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        key = (topic, partition)
-        if offset + 1 > self._offsets.get(key, -1):
-            self._offsets[key] = offset + 1
+    def add(self, table: str, event: Any, now_ms: int) -> None:
+        """Buffer the rows ``event`` contributes (:func:`stored_rows`: usually itself, for ``table``)."""
+        if table in DERIVED_TABLES or type(event) is OrderResult:
+            for name, row in stored_rows(table, event):
+                self._append(name, row)
+        else:  # the hot path (comments, likes, ...): the row is the event
+            self._append(table, event)
         if self._oldest_ms is None:
             self._oldest_ms = now_ms
 
-    def add(self, table: str, event: Any, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        """Buffer ``event`` for ``table``; it came from ``offset`` of ``topic``/``partition``."""
+    def _append(self, table: str, row: Any) -> None:
         rows = self._tables.setdefault(table, [])
-        rows.append(event)
+        rows.append(row)
         self._rows += 1
         if len(rows) > self._largest:
             self._largest = len(rows)
-        self._seen(topic, partition, offset, now_ms)
-
-    def skip(self, topic: str, partition: int, offset: int, now_ms: int) -> None:
-        """A message that will not be written (invalid): its offset is still committed with the batch."""
-        self._skipped += 1
-        self._seen(topic, partition, offset, now_ms)
 
     def due(self, now_ms: int) -> bool:
         """Whether to flush now."""
@@ -109,14 +130,14 @@ class SinkBuffer:
             return None
         return max(0, self._oldest_ms + self.policy.max_age_ms - now_ms)
 
-    def drain(self) -> Batch:
-        """Take everything buffered; the buffer is empty afterwards."""
-        batch = Batch(self._tables, self._offsets, self._skipped)
-        self._tables, self._offsets = {}, {}
-        self._rows = self._largest = self._skipped = 0
+    def drain(self) -> dict[str, list[Any]]:
+        """Take everything buffered, per table; the buffer is empty afterwards."""
+        tables = self._tables
+        self._tables = {}
+        self._rows = self._largest = 0
         self._oldest_ms = None
-        return batch
+        return tables
 
     def discard(self) -> int:
         """Drop everything (partitions lost without a chance to commit: their new owner replays them)."""
-        return self.drain().rows
+        return sum(map(len, self.drain().values()))

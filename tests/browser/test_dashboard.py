@@ -73,10 +73,9 @@ def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[GatewayProcess]:
 
 
 def _produce(settings: Settings, topic: str, *events: Any) -> None:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
-                         "partitioner": "murmur2_random"})  # Kafka's default, as the gateway and workers use
+    producer = make_producer(settings)
     for event in events:
         producer.produce(settings.topic(topic), encode(event), key=TOPICS[topic].key_of(event))
     assert producer.flush(30) == 0

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_produce_consume_round_trip_keeps_every_message_and_key_partition(kafka_settings: Settings) -> None:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    producer = Producer({"bootstrap.servers": kafka_settings.kafka_bootstrap, "linger.ms": 5})
+    producer = make_producer(kafka_settings)
     sent = {f"m{i}".encode(): f"room-{i % 7}".encode() for i in range(500)}
     for value, key in sent.items():
         producer.produce(kafka_settings.topic("comments"), key=key, value=value)
@@ -59,20 +59,20 @@ def test_every_registered_topic_exists_with_its_partitions_and_configs(kafka_set
 
 def test_create_topics_again_is_harmless_but_a_partition_change_is_refused(kafka_settings: Settings) -> None:
     from base.kafka_admin import TopicError, create_topics
+    from schemas.topics import TOPICS
 
-    assert create_topics(kafka_settings) == [kafka_settings.topic(name) for name in _registered_names()]
+    names = create_topics(kafka_settings, TOPICS.values())
+    assert names == [kafka_settings.topic(name) for name in _registered_names()]
     with pytest.raises(TopicError, match="expected 5"):
-        create_topics(kafka_settings.replace(partitions=5))
+        create_topics(kafka_settings.replace(partitions=5), TOPICS.values())
 
 
 def test_transactions_work_on_the_single_node_broker(kafka_settings: Settings) -> None:
     """Exactly-once Faust needs the transaction state topic (RF 1, min ISR 1): committed data is
     visible to read_committed consumers, aborted data is not."""
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    producer = Producer(
-        {"bootstrap.servers": kafka_settings.kafka_bootstrap, "transactional.id": f"{kafka_settings.topic_prefix}tx"}
-    )
+    producer = make_producer(kafka_settings, {"transactional.id": f"{kafka_settings.topic_prefix}tx"})
     producer.init_transactions(60)
     topic = kafka_settings.topic("orders")
     producer.begin_transaction()

@@ -86,12 +86,12 @@ class ResultReader(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        from base.kafka import make_consumer
 
         topic = self.settings.topic("order-results")
-        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "race-reader",
-                             "isolation.level": "read_committed", "enable.auto.commit": False,
-                             "fetch.queue.backoff.ms": 1})
+        consumer = make_consumer(self.settings, "race-reader", {"isolation.level": "read_committed"})
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(self.settings.partitions)])
         decoder = msgspec.json.Decoder(OrderResult)
         try:
@@ -111,10 +111,9 @@ class ResultReader(threading.Thread):
 
 
 def producer(settings: Settings) -> Any:
-    from confluent_kafka import Producer
+    from base.kafka import make_producer
 
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random",
-                     "linger.ms": 5, "enable.idempotence": True})
+    return make_producer(settings)
 
 
 def send(prod: Any, settings: Settings, topic: str, event: Any, sink: list[int] | None = None) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 from confluent_kafka import Producer
 
+from base.kafka import make_producer
 from base.settings import REPO_ROOT, Settings
 from schemas import decode, encode, normalize_text
 from schemas.events import Alert, Comment, ScoredComment
@@ -105,8 +106,7 @@ class WorkerProcess:
 
 def _producer(settings: Settings) -> Producer:
     # zstd, as the simulator prefers: the Faust consumer (aiokafka) must decode every codec a producer may use
-    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random", "linger.ms": 5,
-                     "compression.type": "zstd"})
+    return make_producer(settings, {"compression.type": "zstd"})
 
 
 def _wait_for(settings: Settings, topic: str, count: int, worker: WorkerProcess, timeout: float) -> list[Message]:

@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from livecommerce.cli import main
 from base.settings import Settings
+from livecommerce.cli import main
 from schemas import TOPICS, Comment, OrderAttempt, ValidationError, decode
 from simulator.config import ScenarioConfig
 from simulator.generator import simulate

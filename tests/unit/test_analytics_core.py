@@ -17,7 +17,8 @@ from analytics.export import cell_text
 from analytics.hotwords import is_word, tokenize
 from analytics.html import fmt, fmt_duration, safe_json
 from analytics.model import Figures, MinuteRow
-from livecommerce.commands.report import embedded_store_busy, parse_time
+from livecommerce.commands.report import parse_time
+from warehouse.embedded import embedded_store_busy
 
 T0 = 1_767_225_600_000
 MIN = 60_000

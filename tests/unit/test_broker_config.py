@@ -50,6 +50,8 @@ def test_server_listens_on_loopback_only_with_single_node_internal_topics(port: 
         "share.coordinator.state.topic.min.isr",
     ):
         assert props[key] == "1", key
+    assert props["min.insync.replicas"] == props["default.replication.factor"] == "1"
+    assert props["unclean.leader.election.enable"] == "false"
     assert props["auto.create.topics.enable"] == "false"
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["log.dirs"] == "/data/log"
@@ -128,7 +130,7 @@ def test_tail_shows_the_last_lines_or_says_the_file_is_missing(tmp_path: Path) -
 def test_topic_plans_cover_the_registry_under_the_prefix(prefix: str, partitions: int, replication: int) -> None:
     settings = Settings.from_env({}).replace(topic_prefix=prefix, partitions=partitions, replication_factor=replication)
 
-    plans = topic_plans(settings)
+    plans = topic_plans(settings, TOPICS.values())
 
     assert [p.name for p in plans] == [prefix + name for name in TOPICS]
     assert {(p.partitions, p.replication_factor) for p in plans} == {(partitions, replication)}
@@ -137,7 +139,7 @@ def test_topic_plans_cover_the_registry_under_the_prefix(prefix: str, partitions
 
 def test_topic_plans_refuse_zero_partitions() -> None:
     with pytest.raises(ValueError):
-        topic_plans(Settings.from_env({}).replace(partitions=0))
+        topic_plans(Settings.from_env({}).replace(partitions=0), TOPICS.values())
 
 
 @given(planned=st.integers(1, 12), actual=st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.integers(1, 12)))

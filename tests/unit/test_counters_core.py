@@ -72,13 +72,31 @@ def run(stream: Sequence[Event], cuts: Sequence[int] = (), cfg: CounterConfig = 
 
 
 def late_flags(stream: Sequence[Event], cfg: CounterConfig = CFG) -> list[bool]:
-    """Model: an event is late iff its window ended at or before (newest earlier ts - lateness)."""
-    flags, newest = [], None
+    """Model: an event is late iff its window ended at or before (newest earlier ts OF ITS ROOM - lateness).
+
+    Event time is per room: another room's events never make an event late."""
+    flags: list[bool] = []
+    newest: dict[str, int] = {}
     for e in stream:
+        room: str = e.room_id  # type: ignore[attr-defined]
         end = e.ts - e.ts % cfg.window_ms + cfg.window_ms  # type: ignore[attr-defined]
-        flags.append(newest is not None and end <= newest - cfg.allowed_lateness_ms)
-        newest = e.ts if newest is None else max(newest, e.ts)  # type: ignore[attr-defined]
+        flags.append(room in newest and end <= newest[room] - cfg.allowed_lateness_ms)
+        newest[room] = max(newest.get(room, e.ts), e.ts)  # type: ignore[attr-defined]
     return flags
+
+
+def counted(stream: Sequence[Event]) -> set[int]:
+    """Model: positions of the order answers that move a counter -- each order's first decision
+    (accepted or rejected) and its first ``paid``, per (sku, user, order_id); re-sent answers count nothing."""
+    seen: set[tuple[str, str, str, str]] = set()
+    positions: set[int] = set()
+    for i, e in enumerate(stream):
+        if isinstance(e, OrderResult) and e.status in ("accepted", "rejected", "paid"):
+            key = ("p" if e.status == "paid" else "a", e.sku_id, e.user_id, e.order_id)
+            if key not in seen:
+                seen.add(key)
+                positions.add(i)
+    return positions
 
 
 def final(snapshots: Sequence[RoomCounters]) -> dict[str, RoomCounters]:
@@ -96,7 +114,8 @@ def test_cumulative_values_count_every_event_once_whatever_the_order_and_batchin
         if not mine:
             continue
         snap = last[room]
-        orders = [e for e in mine if isinstance(e, OrderResult)]
+        firsts = counted(stream)
+        orders = [e for i, e in enumerate(stream) if i in firsts and e.room_id == room]  # type: ignore[attr-defined]
         accepted = [o for o in orders if o.status == "accepted"]
         paid = [o for o in orders if o.status == "paid"]
         assert snap.comments_total == sum(isinstance(e, Comment) for e in mine)
@@ -120,9 +139,10 @@ def test_closed_windows_hold_exactly_the_on_time_events_and_late_ones_are_counte
 ) -> None:
     snaps = run(stream, cuts)
     late = late_flags(stream)
+    firsts = counted(stream)
     expected: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for e, is_late in zip(stream, late, strict=True):
-        if is_late or isinstance(e, StockUpdate):
+    for i, (e, is_late) in enumerate(zip(stream, late, strict=True)):
+        if is_late or isinstance(e, StockUpdate) or (isinstance(e, OrderResult) and i not in firsts):
             continue
         cell = expected[(e.room_id, e.ts - e.ts % 1000)]  # type: ignore[attr-defined]
         if isinstance(e, Comment):

@@ -98,6 +98,11 @@ def test_viewers_get_the_viewer_cut_and_ops_the_host_cut() -> None:
     assert (VIEWER.audience, HOST.audience, OPS.audience) == ("viewer", "host", "host")
 
 
+def test_only_a_viewer_receives_order_results_and_only_its_own() -> None:
+    assert VIEWER.order_results_of == ("r1", "v")
+    assert HOST.order_results_of is None and OPS.order_results_of is None
+
+
 def test_minting_refuses_a_room_less_host_or_an_unknown_role() -> None:
     with pytest.raises(ValueError, match="needs a room"):
         mint_token(SECRET, sub="u", role="host", room=None, now_s=NOW)

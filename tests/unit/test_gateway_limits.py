@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import Comment, OrderAttempt, OrderResult, Payment
-from ws_gateway.actions import ActionRejected, OrderLedger, build_event, dead_letter, derived_id
+from ws_gateway.actions import DEAD_LETTER_SOURCE, ActionRejected, OrderLedger, build_event, dead_letter, derived_id
 from ws_gateway.auth import Claims
 from ws_gateway.hub import Hub
 from ws_gateway.likes import MAX_LIKES_PER_EVENT, LikeCoalescer
@@ -40,20 +40,28 @@ def test_a_bucket_refills_over_time() -> None:
 @given(taps=st.lists(st.tuples(st.sampled_from(["r1", "r2", "r3"]), st.integers(1, 60_000),
                                st.floats(0, 0.3)), max_size=80))
 def test_coalesced_likes_add_up_exactly_and_wait_their_interval(taps: list[tuple[str, int, float]]) -> None:
-    likes, now, first_seen, emitted = LikeCoalescer(interval_s=0.2), 0.0, {}, []
-    for room, count, dt in taps:
+    likes: LikeCoalescer[int] = LikeCoalescer(interval_s=0.2)
+    now, emitted, tickets = 0.0, [], []
+    first_seen: dict[str, float] = {}
+    for i, (room, count, dt) in enumerate(taps):
         now += dt
         out = likes.due(now)
-        for room_out in {r for r, _ in out}:
+        for room_out in {batch.room for batch in out}:
             assert now - first_seen.pop(room_out) >= 0.2
-        emitted += out
+        emitted += [(batch.room, n) for batch in out for n in batch.parts]
+        tickets += [(batch.room, t) for batch in out for t in batch.tickets]
         first_seen.setdefault(room, now)
-        likes.add(room, count, now)
-    emitted += likes.due(now, force=True)
+        likes.add(room, count, now, ticket=i)
+    final = likes.due(now, force=True)
+    emitted += [(batch.room, n) for batch in final for n in batch.parts]
+    tickets += [(batch.room, t) for batch in final for t in batch.tickets]
     assert likes.pending == 0
     assert all(1 <= n <= MAX_LIKES_PER_EVENT for _, n in emitted)
     for room in ("r1", "r2", "r3"):
         assert sum(n for r, n in emitted if r == room) == sum(c for r, c, _ in taps if r == room)
+    # every tap's ticket leaves exactly once, with the batch of its own room (it is acked on that batch's delivery)
+    assert sorted(t for _, t in tickets) == list(range(len(taps)))
+    assert all(taps[t][0] == room for room, t in tickets)
 
 
 def test_events_take_room_and_user_from_the_token_not_the_frame() -> None:
@@ -91,10 +99,11 @@ def test_refused_actions_say_why(action: CommentAction | OrderAction, claims: Cl
     assert refused.value.code == code and refused.value.message
 
 
-def test_a_dead_letter_keeps_the_original_bytes_and_reason() -> None:
-    letter = dead_letter("lc.comments", b"{raw", "invalid_json: nope", user="alice", now_ms=NOW_MS)
+def test_a_dead_letter_keeps_the_original_bytes_and_reason_and_names_the_gateway() -> None:
+    letter = dead_letter(b"{raw", "invalid_json: nope", user="alice", now_ms=NOW_MS)
     assert (letter.payload, letter.reason, letter.key, letter.partition) == (b"{raw", "invalid_json: nope",
                                                                              b"alice", -1)
+    assert letter.source_topic == DEAD_LETTER_SOURCE == "gateway"
 
 
 def test_the_ledger_answers_a_retry_and_forgets_the_oldest_beyond_capacity() -> None:
@@ -103,8 +112,10 @@ def test_the_ledger_answers_a_retry_and_forgets_the_oldest_beyond_capacity() -> 
         result = OrderResult(order_id=f"o{i}", room_id="r1", sku_id="s", user_id="alice", status="accepted",
                              attempt_ts=NOW_MS, ts=NOW_MS)
         ledger.record(result, {"order_id": f"o{i}"})
-    assert ledger.answer("alice", "o0") is None
-    assert ledger.answer("alice", "o2") == {"order_id": "o2"} and ledger.answer("bob", "o2") is None
+    assert ledger.answer("alice", "s", "o0") is None
+    assert ledger.answer("alice", "s", "o2") == {"order_id": "o2"}
+    assert ledger.answer("bob", "s", "o2") is None  # another user's order id is not this user's answer
+    assert ledger.answer("alice", "other-sku", "o2") is None  # nor the same id on another SKU
 
 
 def test_the_hub_routes_by_room_audience_and_user_and_forgets_on_disconnect() -> None:

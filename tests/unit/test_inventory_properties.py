@@ -127,14 +127,14 @@ def test_stock_is_conserved_and_never_negative(events: list[object]) -> None:
 def test_every_order_gets_one_decision_and_one_final_state(events: list[object]) -> None:
     inv = Inventory(RISK)
     results = run(inv, events) + final_tick(inv)
-    by_order: dict[tuple[str, str], list[OrderResult]] = defaultdict(list)
-    for r in results:
-        by_order[(r.sku_id, r.order_id)].append(r)
-    attempts = {(e.sku_id, e.order_id) for e in events if isinstance(e, OrderAttempt)}
-    sent = defaultdict(int)
+    by_order: dict[tuple[str, str, str], list[OrderResult]] = defaultdict(list)
+    for r in results:  # an order is (sku, user, order_id): ids are scoped by buyer and SKU
+        by_order[(r.sku_id, r.user_id, r.order_id)].append(r)
+    attempts = {(e.sku_id, e.user_id, e.order_id) for e in events if isinstance(e, OrderAttempt)}
+    sent: dict[tuple[str, str, str], int] = defaultdict(int)
     for e in events:
         if isinstance(e, OrderAttempt):
-            sent[(e.sku_id, e.order_id)] += 1
+            sent[(e.sku_id, e.user_id, e.order_id)] += 1
     for key in attempts:
         answers = by_order[key]
         decisions = [r for r in answers if r.status in ("accepted", "rejected")]

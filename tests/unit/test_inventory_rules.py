@@ -79,7 +79,10 @@ def test_resent_order_id_gets_the_same_answer_and_changes_nothing() -> None:
     inv = opened(stock=1)
     first = order(inv, "o1", user="a")
     assert order(inv, "o1", user="a", ts=T0 + 9000) == first
-    assert order(inv, "o1", user="someone-else") == first
+    # the same id from another user is another order (ids are scoped by user and SKU): its own answer
+    foreign = order(inv, "o1", user="someone-else")
+    assert (foreign.user_id, foreign.status, foreign.reason) == ("someone-else", "rejected", "sold_out")
+    assert order(inv, "o1", user="a") == first
     assert stock(inv) == (0, 1, 0, 1)
     rejected = order(inv, "o2", user="b")
     inv.handle(SaleConfig(event_id="more", room_id="r", sku_id="s", action="restock", stock=5, ts=T0 + 2500))
@@ -106,26 +109,44 @@ def test_resent_payment_event_gets_the_same_answer() -> None:
     assert stock(inv) == (2, 0, 1, 3)
 
 
-def test_expiry_releases_by_event_time_and_payment_after_it_is_refused() -> None:
+def test_event_time_never_releases_a_hold_only_the_timer_does() -> None:
+    """The attack's shape: an order stamped long after a hold's deadline, read before that hold's
+    in-time payment (another topic; a backlog after a restart), must not take the hold away."""
     inv = opened(ttl_s=1)
     order(inv, "o1", user="a", ts=T0 + 2000)  # held until T0 + 3000
-    inv.handle(OrderAttempt(order_id="o2", room_id="r", sku_id="s", user_id="b", ts=T0 + 3001))
-    statuses = [(r.order_id, r.status) for r in inv.take_outputs()[0].results]
-    assert statuses == [("o1", "expired"), ("o2", "accepted")]
+    inv.handle(OrderAttempt(order_id="o2", room_id="r", sku_id="s", user_id="b", ts=T0 + 50_000))
+    assert [(r.order_id, r.status) for r in inv.take_outputs()[0].results] == [("o2", "accepted")]
+    assert [r.status for r in pay(inv, "o1", user="a", ts=T0 + 2900)] == ["paid"]  # stamped in time: pays
+    assert stock(inv) == (1, 1, 1, 3)
+
+
+def test_a_payment_answered_before_its_order_existed_keeps_that_answer() -> None:
+    inv = opened()
+    first = pay(inv, "o1", user="a", event_id="p1")
+    assert [(r.status, r.reason) for r in first] == [("payment_refused", "unknown_order")]
+    order(inv, "o1", user="a")
+    again = pay(inv, "o1", user="a", event_id="p1")  # the very same payment, re-sent
+    assert [(r.status, r.reason) for r in again] == [("payment_refused", "unknown_order")]
     assert stock(inv) == (2, 1, 0, 3)
-    late = pay(inv, "o1", user="a", ts=T0 + 3002)
-    assert [(r.status, r.reason) for r in late] == [("payment_refused", "reservation_expired")]
-    assert stock(inv) == (2, 1, 0, 3)
+
+
+def test_a_payment_stamped_after_the_deadline_is_refused_and_releases_the_hold_at_once() -> None:
+    inv = opened(ttl_s=1)
+    order(inv, "o1", user="a", ts=T0 + 2000)
+    late = pay(inv, "o1", user="a", ts=T0 + 3001)
+    assert [(r.status, r.reason) for r in late] == [("expired", None), ("payment_refused", "reservation_expired")]
+    assert stock(inv) == (3, 0, 0, 3)
 
 
 def test_wall_clock_tick_expires_a_quiet_partition_without_moving_event_time() -> None:
     inv = opened(ttl_s=1)
     order(inv, "o1", ts=T0 + 2000)
-    assert not inv.has_due(T0 + 3000) and inv.has_due(T0 + 3001)
-    inv.tick(T0 + 3001)
+    grace = inv.grace_ms
+    assert not inv.has_due(T0 + 3000 + grace) and inv.has_due(T0 + 3001 + grace)
+    inv.tick(T0 + 3001 + grace)
     (expired,) = inv.take_outputs()[0].results
-    assert (expired.status, expired.ts) == ("expired", T0 + 3001)
-    assert inv.clock == T0 + 2000
+    assert (expired.status, expired.ts) == ("expired", T0 + 3001)  # stamped with the deadline
+    assert inv.skus["s"].clock == T0 + 2000
     assert stock(inv) == (3, 0, 0, 3)
 
 
@@ -175,8 +196,13 @@ def test_unknown_order_and_someone_elses_order_are_refused() -> None:
     inv = opened()
     order(inv, "o1", user="a")
     assert [(r.status, r.reason) for r in pay(inv, "nope", user="a")] == [("payment_refused", "unknown_order")]
-    assert [(r.status, r.reason) for r in pay(inv, "o1", user="b")] == [("payment_refused", "invalid")]
+    # another user's pay and cancel for a's order id address no order of theirs (ids are scoped by user) ...
+    assert [(r.status, r.reason) for r in pay(inv, "o1", user="b")] == [("payment_refused", "unknown_order")]
+    assert [(r.user_id, r.status, r.reason) for r in pay(inv, "o1", user="b", action="cancelled")] == [
+        ("b", "payment_refused", "unknown_order")]
     assert stock(inv) == (2, 1, 0, 3)
+    # ... and never change what the owner gets: a's own payment pays
+    assert [(r.user_id, r.status) for r in pay(inv, "o1", user="a")] == [("a", "paid")]
 
 
 def test_blocked_user_is_refused_before_anything_else() -> None:
@@ -192,3 +218,18 @@ def test_stock_updates_come_once_per_changed_sku_per_batch() -> None:
         inv.handle(OrderAttempt(order_id=f"o{i}", room_id="r", sku_id="s", user_id=f"u{i}", ts=T0 + 2000))
     _, updates = inv.take_outputs()
     assert [(u.available, u.reserved, u.sold, u.total) for u in updates] == [(2, 3, 0, 5)]
+
+
+def test_applied_configs_are_reported_once_and_rejected_ones_never() -> None:
+    """The warehouse stores sale configs from this list (issue 14.6): a restock of a never-opened SKU
+    is not in it, a re-sent config id is not in it twice."""
+    inv = Inventory()
+    never = SaleConfig(event_id="rs", room_id="r", sku_id="s", action="restock", stock=4, ts=T0)
+    opening = SaleConfig(event_id="o1", room_id="r", sku_id="s", action="open", stock=3, price_cents=100,
+                         starts_at=T0, ends_at=T0 + 10_000, ts=T0)
+    restock = SaleConfig(event_id="rs2", room_id="r", sku_id="s", action="restock", stock=2, ts=T0 + 1)
+    for cfg in (never, opening, opening, restock, restock):
+        inv.handle(cfg)
+    out = inv.take_outputs()[0]
+    assert [c.event_id for c in out.applied_configs] == ["o1", "rs2"]
+    assert [c.event_id for c, _ in out.config_errors] == ["rs"]

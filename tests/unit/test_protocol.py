@@ -14,10 +14,12 @@ from ws_gateway.protocol import (
     PayAction,
     Ping,
     ProtocolError,
+    Renew,
     Subscribe,
     ack,
     error,
     parse_client_message,
+    ref_of,
 )
 
 
@@ -70,3 +72,10 @@ def test_server_frames_are_json_with_the_ref_echoed() -> None:
         "type": "error", "code": "rate_limited", "message": "slow down", "ref": "r9"}
     assert orjson.loads(ack("order", "r1", order_id="o1")) == {
         "type": "ack", "action": "order", "ref": "r1", "order_id": "o1"}
+
+
+def test_renew_and_client_ts_parse_and_an_unparsable_frame_still_gives_its_ref() -> None:
+    assert parse_client_message('{"type":"renew","token":"abc","ref":"r"}') == Renew(token="abc", ref="r")
+    assert parse_client_message('{"type":"like","ts":123,"event_id":"k"}') == LikeAction(ts=123, event_id="k")
+    assert ref_of(b'{"type":"pay","user_id":"victim","ref":"forged"}') == "forged"
+    assert ref_of(b"{nope") is None and ref_of(b'{"ref": 5}') is None and ref_of(b"[1]") is None

@@ -186,3 +186,9 @@ def test_every_event_type_has_a_topic_and_its_key_field_exists() -> None:
 def test_orders_payments_and_sale_config_share_the_sku_key() -> None:
     assert {TOPICS[n].key_field for n in ("orders", "payments", "sale-config")} == {"sku_id"}
     assert {TOPICS[n].key_field for n in ("comments", "likes", "presence", "room-counters")} == {"room_id"}
+
+
+def test_an_event_type_maps_to_its_input_topic_in_a_last_wins_map() -> None:
+    """SaleConfig rides on two topics (the input and the configs the job applied): producers that
+    build {event type: topic} over TOPICS (the simulator, tests) must keep writing to the input."""
+    assert {spec.event: name for name, spec in TOPICS.items()}[SaleConfig] == "sale-config"

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.events import Comment, Like
 from warehouse.client import DsnError, check_dsn
+from warehouse.embedded import busy_message, embedded_store_busy, is_lock_error, store_path
 from warehouse.migrate import Migration, MigrationError, load_migrations, plan, render, split_statements
-from warehouse.rollups import ROLLUP_COLUMNS, ROLLUP_SOURCES
+from warehouse.rollups import COLUMNS, ROLLUP_COLUMNS, ROLLUP_SOURCES, disagreements
 from warehouse.store import normalize_type
+from warehouse.writer import rebuild_needed, tables_of
+
+T0 = 1_767_225_600_000
 
 versions = st.lists(st.integers(1, 50), unique=True, max_size=8).map(sorted)
 
@@ -48,11 +57,32 @@ def test_render_quotes_the_database_and_refuses_injection() -> None:
 
 
 def test_shipped_migrations_have_consecutive_versions_and_re_runnable_statements() -> None:
+    """Every statement may run twice (ClickHouse DDL is not transactional; an interrupted migration is
+    applied again): CREATE / ADD say IF NOT EXISTS, DROP says IF EXISTS, and an INSERT only writes
+    order-free aggregate states of the rollup, which a second copy does not change."""
     migrations = load_migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    merged = {c.stored for c in COLUMNS if c.combine == "merge"}
     for m in migrations:
         for statement in split_statements(m.sql):
-            assert "IF NOT EXISTS" in statement.upper(), (m.name, statement[:60])
+            upper = statement.upper()
+            if upper.startswith("INSERT"):
+                columns = statement.split("(", 2)[1].split(")")[0]
+                assert {c.strip() for c in columns.split(",")} - {"room_id", "minute"} <= merged, statement[:80]
+            elif upper.startswith("DROP") or " DROP COLUMN " in upper:
+                assert "IF EXISTS" in upper, (m.name, statement[:60])
+            else:
+                assert "IF NOT EXISTS" in upper, (m.name, statement[:60])
+
+
+def test_the_views_in_the_migrations_write_what_the_rebuild_writes() -> None:
+    """rebuild_rollups must insert what the views insert, expression for expression."""
+    text = " ".join(" ".join(m.sql.split()) for m in load_migrations())
+    for source, time_column, exprs in ROLLUP_SOURCES:
+        assert f"FROM {{db}}.{source} GROUP BY room_id, minute" in text, source
+        assert f"toStartOfMinute({time_column}) AS minute" in text, source
+        for expr in exprs:
+            assert expr in text, expr
 
 
 def test_rollup_columns_come_from_the_sources_once_each() -> None:
@@ -80,3 +110,68 @@ def test_refused_dsns_say_what_is_expected(dsn: str) -> None:
 def test_normalize_type_joins_multiline_named_tuples() -> None:
     described = "Map(String, Tuple(\n    available UInt64,\n    sold UInt64))"
     assert normalize_type(described) == "Map(String, Tuple(available UInt64, sold UInt64))"
+
+
+# ---- the writer's and the busy check's decisions (moved into warehouse/, issue 10) ---------------
+
+
+def test_a_rebuild_is_needed_only_after_a_run_that_did_not_stop_cleanly() -> None:
+    assert not rebuild_needed(0, None)  # first run ever
+    assert not rebuild_needed(3, 1)  # the last run stopped cleanly
+    assert rebuild_needed(3, 0)  # killed
+
+
+def test_tables_of_groups_events_by_their_raw_table_in_order() -> None:
+    c1 = Comment(event_id="c1", room_id="r", user_id="u", text="a", ts=T0)
+    c2 = Comment(event_id="c2", room_id="r", user_id="u", text="b", ts=T0)
+    like = Like(event_id="l1", room_id="r", ts=T0)
+    assert tables_of([c1, like, c2]) == {"comments": [c1, c2], "likes": [like]}
+
+
+def test_only_embedded_dsns_have_a_store_path_and_lock_errors_are_recognised() -> None:
+    assert store_path("chdb:///data/ch") == Path("/data/ch")
+    assert store_path("http://u:p@h:8123/db") is None
+    assert is_lock_error(RuntimeError("Code: 76. Cannot lock file /x/status. Another server instance..."))
+    assert not is_lock_error(RuntimeError("Code: 60. Table x does not exist"))
+
+
+def test_a_store_locked_by_another_process_is_busy(tmp_path: Path) -> None:
+    """The one system call, against a real flock held by another process."""
+    (tmp_path / "status").write_text("")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl,sys,time; f=open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('locked', flush=True); time.sleep(60)", str(tmp_path / "status")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert embedded_store_busy(f"chdb://{tmp_path}")
+        message = busy_message(f"chdb://{tmp_path}")
+        assert message is not None and str(tmp_path) in message
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not embedded_store_busy(f"chdb://{tmp_path}") and busy_message(f"chdb://{tmp_path}") is None
+
+
+figure_rows = st.lists(
+    st.tuples(st.sampled_from(["room-a", "room-b"]), st.integers(0, 5),
+              st.lists(st.integers(0, 3), min_size=len(COLUMNS), max_size=len(COLUMNS))),
+    max_size=8, unique_by=lambda r: (r[0], r[1]),
+).map(lambda rows: [[room, minute, *values] for room, minute, values in rows])
+
+
+@given(figure_rows, figure_rows)
+def test_disagreements_name_exactly_the_figures_that_differ(ours: list[list[object]],
+                                                            truth: list[list[object]]) -> None:
+    names = [c.name for c in COLUMNS]
+    found = disagreements(ours, truth)
+    index = {(r[0], r[1]): dict(zip(names, r[2:], strict=True)) for r in ours}
+    raw = {(r[0], r[1]): dict(zip(names, r[2:], strict=True)) for r in truth}
+    expected = {
+        (room, minute, name)
+        for room, minute in index.keys() | raw.keys() for name in names
+        if index.get((room, minute), {}).get(name, 0) != raw.get((room, minute), {}).get(name, 0)
+    }
+    assert {(d.room_id, d.minute, d.figure) for d in found} == expected
+    assert disagreements(ours, ours) == []

@@ -1,31 +1,30 @@
-"""``ClickHouseSink``: writes batches of events into the warehouse, in-process and reusable.
+"""The ClickHouse writer: batches of events into the raw tables, and the rollup's crash recovery.
 
-The Kafka consumer loop of ``livecommerce worker sink`` (:mod:`streams.sink.worker`) drives it,
-and any other job may embed it instead (``sink.write(events)``) when that job's process is the one
-that owns the store.  An embedded chdb directory opens in ONE process only, so in the local stack
-exactly one process holds a ``ClickHouseSink`` on the ``chdb://`` DSN; with a server DSN any number
-may.
+Moved here from the sink's shell (issue 10): it is warehouse knowledge (which table an event goes
+to, pseudonymised ids, when the rollup must be rebuilt), and any process that owns the store may
+embed it, not only the Kafka sink.  An embedded chdb directory opens in ONE process, so in the local
+stack exactly one process holds a writer on the ``chdb://`` DSN; with a server DSN any number may.
 
-Crash recovery of the rollup: the sink records in ``sink_runs`` that it is running and, on a clean
+Crash recovery of the rollup: the writer records in ``sink_runs`` that it is running and, on a clean
 stop, that it stopped.  A start that finds no clean stop follows a crash, after which the per-minute
-rollup can miss a batch (views cut by the kill) or count the replayed batch twice; the sink then
-rebuilds the rollup from the deduplicated raw tables once it has caught up with the replay
-(:meth:`rebuild_if_pending`, called by the loop when a poll comes back empty).
+rollup can miss a batch (views cut by the kill) or count the replayed batch twice; the caller then
+asks :meth:`WarehouseWriter.rebuild_if_pending` once it has caught up with the replay.
 
-Personal data: with a :class:`~warehouse.pseudonym.Pseudonymiser` (the worker always passes one,
-keyed by ``LC_PSEUDONYM_SECRET``) every ``user_id`` is replaced by its keyed hash before the insert,
-so raw viewer ids never reach the analytics tables; the hash is deterministic, so a replayed batch
-still collapses onto the rows it repeats.
+Personal data: with a :class:`~warehouse.pseudonym.Pseudonymiser` every ``user_id`` is replaced by
+its keyed hash before the insert; the hash is deterministic, so a replayed batch still collapses onto
+the rows it repeats.
+
+Metrics are plain tallies in :attr:`WarehouseWriter.stats` (``rows_<table>``, ``batches``,
+``rebuilds``, ``flush_ms`` and ``flush_ms_max``), exported by the process with
+:func:`base.metrics.export_stats`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
-
-from prometheus_client import Counter, Gauge, Histogram
 
 from base.logs import get_logger
 from schemas.base import Event
@@ -40,18 +39,22 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-ROWS = Counter("lc_sink_rows", "Rows inserted into ClickHouse by the sink, per table.", ["table"])
-BATCHES = Counter("lc_sink_batches", "Batches (flushes) written by the sink.")
-SKIPPED = Counter("lc_sink_skipped", "Messages the sink skipped because they do not decode, per topic.", ["topic"])
-FLUSH_SECONDS = Histogram(
-    "lc_sink_flush_seconds", "Time to insert one batch into every table.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-BUFFERED = Gauge("lc_sink_buffered_rows", "Rows buffered in the sink, not yet inserted.")
-REBUILDS = Counter("lc_sink_rollup_rebuilds", "Rollup rebuilds after an unclean stop.")
+
+def rebuild_needed(runs: int, last_clean: int | bool | None) -> bool:
+    """Whether a writer starting now follows a crash: it has run before and its last run did not
+    record a clean stop."""
+    return bool(runs) and not last_clean
 
 
-class ClickHouseSink:
+def tables_of(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """Events grouped by their raw table, in arrival order within each."""
+    tables: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        tables[spec_for(type(event)).table].append(event)
+    return dict(tables)
+
+
+class WarehouseWriter:
     """Inserts events, table by table, into one warehouse database."""
 
     def __init__(
@@ -62,6 +65,7 @@ class ClickHouseSink:
         self.sink_id = sink_id
         self.pseudonymiser = pseudonymiser
         self.rebuild_pending = False
+        self.stats: Counter[str] = Counter()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -73,7 +77,7 @@ class ClickHouseSink:
             f"SELECT count(), argMax(clean, at) FROM {db}.sink_runs WHERE sink_id = {{sid:String}}",
             parameters={"sid": self.sink_id},
         ).result_rows[0]
-        self.rebuild_pending = bool(runs) and not last_clean
+        self.rebuild_pending = rebuild_needed(int(runs), last_clean)
         self._mark(clean=False)
         log.info("sink_started", sink=self.sink_id, database=self.database, rebuild_pending=self.rebuild_pending)
 
@@ -95,7 +99,7 @@ class ClickHouseSink:
         started = time.monotonic()
         rebuild_rollups(self.client, self.database)
         self.rebuild_pending = False
-        REBUILDS.inc()
+        self.stats["rebuilds"] += 1
         log.info("sink_rollup_rebuilt", sink=self.sink_id, seconds=round(time.monotonic() - started, 3))
         return True
 
@@ -116,15 +120,14 @@ class ClickHouseSink:
             if self.pseudonymiser is not None:
                 events = self.pseudonymiser.events(events)
             insert_columns(self.client, spec, spec.to_columns(events), database=self.database)
-            ROWS.labels(table).inc(len(events))
+            self.stats[f"rows_{table}"] += len(events)
             total += len(events)
-        FLUSH_SECONDS.observe(time.monotonic() - started)
-        BATCHES.inc()
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        self.stats["batches"] += 1
+        self.stats["flush_ms"] += elapsed_ms
+        self.stats["flush_ms_max"] = max(self.stats["flush_ms_max"], elapsed_ms)
         return total
 
     def write(self, events: Iterable[Event]) -> int:
-        """Insert events of any stored types (grouped by table here); for jobs embedding the sink."""
-        tables: dict[str, list[Event]] = defaultdict(list)
-        for event in events:
-            tables[spec_for(type(event)).table].append(event)
-        return self.write_tables(tables)
+        """Insert events of any stored types (grouped by table here); for jobs embedding the writer."""
+        return self.write_tables(tables_of(events))
