@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.model import StreamReport
+from analytics.model import BenchmarkView, MarkerRow, StreamReport
+from schemas.headline import HEADLINE_LABELS
 
 Figure = dict[str, Any]
 PREVIOUS_LINE = {"dash": "dot", "color": "#999999"}
@@ -38,12 +39,46 @@ def _figure(title: str, data: list[dict[str, Any]], x_title: str = "minutes sinc
     return {"data": data, "layout": lay}
 
 
-def _line(x: list[float], y: list[Any], name: str, **extra: Any) -> dict[str, Any]:
+def _line(x: list[Any], y: list[Any], name: str, **extra: Any) -> dict[str, Any]:
     return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, **extra}
 
 
 def _thin(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return points[:: max(1, len(points) // MAX_POINTS)]
+
+
+#: Marker colours by kind; alerts beyond :data:`MAX_ALERT_MARKERS` are left off the charts (they are
+#: all in the tables) so that a noisy risk engine does not bury the host's own actions.
+MARKER_COLORS = {"sale_open": "#2ca02c", "sale_close": "#7f7f7f", "restock": "#17becf", "sold_out": "#d62728",
+                 "pin": "#9467bd", "unpin": "#c5b0d5", "alert": "#ff7f0e", "online_peak": "#1f77b4"}
+MAX_ALERT_MARKERS = 20
+
+
+def chart_markers(cur: StreamReport) -> list[MarkerRow]:
+    alerts = [m for m in cur.markers if m.kind == "alert"][:MAX_ALERT_MARKERS]
+    return [m for m in cur.markers if m.kind != "alert"] + alerts
+
+
+def with_markers(fig: Figure, cur: StreamReport) -> Figure:
+    """Vertical lines for the key events (sale open / close / restock / sold out, pins, alerts, online
+    peak), and one legend entry per kind (a hover point at the top of each line says what it was)."""
+    marks = chart_markers(cur)
+    if not marks:
+        return fig
+    shapes = [{"type": "line", "xref": "x", "yref": "paper", "x0": _since(cur, m.ts_ms), "x1": _since(cur, m.ts_ms),
+               "y0": 0, "y1": 1, "line": {"color": MARKER_COLORS.get(m.kind, "#333333"), "width": 1, "dash": "dot"}}
+              for m in marks]
+    fig["layout"]["shapes"] = shapes
+    for kind in dict.fromkeys(m.kind for m in marks):
+        rows = [m for m in marks if m.kind == kind]
+        fig["data"].append({
+            "type": "scatter", "mode": "markers", "x": [_since(cur, m.ts_ms) for m in rows], "y": [1.0] * len(rows),
+            "yaxis": "y3", "name": kind.replace("_", " "), "marker": {"symbol": "triangle-down", "size": 9,
+                                                                      "color": MARKER_COLORS.get(kind, "#333333")},
+            "text": [f"{m.kind} {m.sku_id} {m.label}".strip() for m in rows], "hoverinfo": "text+x",
+        })
+    fig["layout"]["yaxis3"] = {"overlaying": "y", "range": [0, 1.05], "visible": False, "fixedrange": True}
+    return fig
 
 
 def online_chart(cur: StreamReport, prev: StreamReport | None) -> Figure:
@@ -89,11 +124,64 @@ def funnel_chart(cur: StreamReport) -> Figure:
     f = cur.figures
     data = [{
         "type": "funnel",
-        "y": ["viewers", "commenters", "tried to order", "order accepted", "paid"],
-        "x": [f.unique_viewers, f.commenters, f.attempters, f.buyers, f.paying_buyers],
+        "y": ["entered the room", "shown a product", "tapped a product", "tried to order", "order accepted", "paid"],
+        "x": [f.unique_viewers, f.impression_viewers, f.click_viewers, f.attempters, f.buyers, f.paying_buyers],
         "textinfo": "value+percent initial",
     }]
-    return _figure("Funnel (people at each step)", data, x_title="", margin={"l": 120, "r": 30, "t": 50, "b": 30})
+    return _figure("Funnel (people at each step)", data, x_title="", margin={"l": 140, "r": 30, "t": 50, "b": 30})
+
+
+def product_funnel_chart(cur: StreamReport) -> Figure:
+    names = [s.sku_id for s in cur.skus]
+    data: list[dict[str, Any]] = [
+        {"type": "bar", "x": names, "y": [s.impressions for s in cur.skus], "name": "impressions"},
+        {"type": "bar", "x": names, "y": [s.clicks for s in cur.skus], "name": "clicks"},
+        {"type": "bar", "x": names, "y": [s.attempts for s in cur.skus], "name": "order attempts"},
+        {"type": "bar", "x": names, "y": [s.paid for s in cur.skus], "name": "paid"},
+        {"type": "scatter", "mode": "markers+lines", "x": names, "y": [s.ctr for s in cur.skus], "name": "CTR",
+         "yaxis": "y2"},
+    ]
+    fig = _figure("Product funnel per SKU", data, x_title="SKU", y_title="events", y2_title="CTR",
+                  barmode="group")
+    fig["layout"]["yaxis"]["type"] = "log"
+    return fig
+
+
+def sources_chart(cur: StreamReport) -> Figure:
+    names = [r.source.replace("_", " ") for r in cur.sources]
+    data: list[dict[str, Any]] = [
+        {"type": "bar", "x": names, "y": [r.follower_entries for r in cur.sources], "name": "entries by followers"},
+        {"type": "bar", "x": names, "y": [r.entries - r.follower_entries for r in cur.sources],
+         "name": "entries by others"},
+        {"type": "scatter", "mode": "markers", "x": names, "y": [r.conversion for r in cur.sources],
+         "name": "conversion (buyers / viewers)", "yaxis": "y2", "marker": {"size": 11}},
+    ]
+    return _figure("Traffic sources", data, x_title="source", y_title="entries", y2_title="conversion",
+                   barmode="stack")
+
+
+def benchmark_charts(cur: StreamReport, view: BenchmarkView | None) -> list[tuple[str, Figure]]:
+    """One small chart per worst metric: its value in each earlier stream, this stream, the benchmark."""
+    if view is None:
+        return []
+    out = []
+    for i, t in enumerate(view.worst):
+        label, kind = HEADLINE_LABELS[t.metric]
+        scale = 0.01 if kind == "money" else 1 / 60_000 if kind == "duration" else 100 if kind == "percent" else 1
+        x = [sid for sid, _ in t.trend] + [cur.label.removeprefix("stream ")]
+        y = [None if v is None else v * scale for _, v in t.trend] + [None if t.value is None else t.value * scale]
+        unit = {"money": "¥", "duration": "minutes", "percent": "%"}.get(kind, "")
+        data = [_line(x, y, label, mode="lines+markers"),
+                {"type": "scatter", "mode": "markers", "x": x[-1:], "y": y[-1:], "name": "this stream",
+                 "marker": {"size": 12, "color": "#d62728" if t.level == "red" else "#ff7f0e"}}]
+        fig = _figure(f"{label}: {t.level} against the benchmark", data, x_title="stream", y_title=unit)
+        if t.benchmark is not None:
+            fig["layout"]["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
+                                        "y0": t.benchmark * scale, "y1": t.benchmark * scale,
+                                        "line": {"dash": "dash", "color": "#555555"}}]
+        fig["layout"]["xaxis"]["type"] = "category"
+        out.append((f"chart-bench-{i}", fig))
+    return out
 
 
 def sentiment_chart(cur: StreamReport) -> Figure:
@@ -124,12 +212,14 @@ def sku_chart(cur: StreamReport) -> Figure:
 
 
 def all_charts(cur: StreamReport, prev: StreamReport | None) -> list[tuple[str, Figure]]:
-    """(element id, figure) of every chart, in page order."""
+    """(element id, figure) of every chart, in page order; the trends carry the key-event markers."""
     return [
-        ("chart-online", online_chart(cur, prev)),
-        ("chart-gmv", gmv_chart(cur, prev)),
-        ("chart-engagement", engagement_chart(cur)),
+        ("chart-online", with_markers(online_chart(cur, prev), cur)),
+        ("chart-gmv", with_markers(gmv_chart(cur, prev), cur)),
+        ("chart-engagement", with_markers(engagement_chart(cur), cur)),
         ("chart-funnel", funnel_chart(cur)),
+        ("chart-product-funnel", product_funnel_chart(cur)),
+        ("chart-sources", sources_chart(cur)),
         ("chart-sentiment", sentiment_chart(cur)),
         ("chart-skus", sku_chart(cur)),
     ]

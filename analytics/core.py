@@ -12,10 +12,21 @@ the live counters (``streams/counters/core.py``) so the dashboard and the review
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from analytics.model import Comparison, Figures, MinuteRow, SkuFigures, Spike, StreamSpan
+from analytics.model import (
+    AlertRow,
+    Comparison,
+    Figures,
+    MarkerRow,
+    MinuteRow,
+    SkuFigures,
+    SourceRow,
+    Spike,
+    StreamSpan,
+)
 
 MINUTE_MS = 60_000
 SECOND_MS = 1_000
@@ -114,6 +125,7 @@ def dense_minutes(
     orders: Iterable[Sequence[int]],
     results: Iterable[Sequence[int]],
     sentiment: Iterable[tuple[int, int, int, int, float]],
+    console: dict[str, list[tuple[int, int]]] | None = None,
 ) -> list[MinuteRow]:
     """One row per minute of ``[start_ms, end_ms)`` merging every per-minute source.
 
@@ -142,6 +154,9 @@ def dense_minutes(
             cancelled=canc, expired=exp)
     for m, n, pos, neg, total in sentiment:
         put(m, scored_comments=n, positive=pos, negative=neg, sentiment_sum=total)
+    for name, counts in (console or {}).items():  # entries, impressions, clicks, follows, shares
+        for m, n in counts:
+            put(m, **{name: n})
     first = min([start_ms - start_ms % MINUTE_MS, *cols])
     last = max([end_ms - 1 - (end_ms - 1) % MINUTE_MS, *cols])
     rows = []
@@ -209,10 +224,20 @@ def figures(
         gpm_cents=ratio(gmv_paid * 1000, viewers),
         aov_cents=ratio(gmv_paid, paid),
         multi_order_buyers=people.get("multi_order_buyers", 0),
-        returning_buyers=people.get("returning_buyers", 0),
+            returning_buyers=people.get("returning_buyers", 0),
         scored_comments=scored,
         sentiment_avg=sentiment_sum / scored if scored else None,
         negative_share=total("negative") / scored if scored else None,
+        watch_ms=watch_ms,
+        entries=total("entries"),
+        follower_entries=people.get("follower_entries", 0),
+        impressions=total("impressions"),
+        impression_viewers=people.get("impression_viewers", 0),
+        clicks=total("clicks"),
+        click_viewers=people.get("click_viewers", 0),
+        ctr=total("clicks") / total("impressions") if total("impressions") else None,
+        new_followers=people.get("new_followers", 0),
+        shares=total("shares"),
     )
 
 
@@ -295,12 +320,66 @@ def hot_words(
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
+def with_funnel(skus: list[SkuFigures], funnel: Iterable[tuple[str, int, int, int, int, int, int]]) -> list[SkuFigures]:
+    """The SKUs with their impressions and clicks (per SKU rows of ``ReportQueries.sku_funnel``), CTR =
+    clicks / impressions and conversion = paid orders / clicks; a SKU shown but never sold is added."""
+    by_id = {s.sku_id: s for s in skus}
+    for sku_id, imp, imp_pinned, imp_people, clicks, clicks_pinned, click_people in funnel:
+        base = by_id.get(sku_id) or SkuFigures(sku_id=sku_id)
+        by_id[sku_id] = dataclasses.replace(
+            base, impressions=imp, impressions_pinned=imp_pinned, impression_viewers=imp_people, clicks=clicks,
+            clicks_pinned=clicks_pinned, click_viewers=click_people,
+            ctr=clicks / imp if imp else None, conversion=base.paid / clicks if clicks else None,
+        )
+    return [by_id[k] for k in sorted(by_id)]
+
+
+def source_rows(
+    entries: Iterable[tuple[str, int, int, int, int]], conversion: Iterable[tuple[str, int, int]]
+) -> list[SourceRow]:
+    """Traffic sources, most entries first: joins split by follower, and buyers / viewers where each
+    viewer belongs to the source of their first join."""
+    rows: dict[str, dict[str, int]] = {}
+    for source, n, fol, non, unknown in entries:
+        rows.setdefault(source, {}).update(entries=n, follower_entries=fol, non_follower_entries=non,
+                                           unknown_entries=unknown)
+    for source, viewers, buyers in conversion:
+        rows.setdefault(source, {}).update(viewers=viewers, buyers=buyers)
+    out = [SourceRow(source=s, conversion=ratio(r.get("buyers", 0), r.get("viewers", 0)), **r)
+           for s, r in rows.items()]
+    return sorted(out, key=lambda r: (-r.entries, r.source))
+
+
+#: Host actions as marker kinds.
+HOST_MARKERS = {"open_sale": "sale_open", "close_sale": "sale_close", "restock": "restock", "pin": "pin",
+                "unpin": "unpin"}
+
+
+def markers(
+    host_actions: Iterable[tuple[int, str, str, int, int, str, str]],
+    sold_out_at: dict[str, int],
+    alerts: Iterable[AlertRow],
+    peak_at_ms: int,
+    peak_online: int,
+) -> list[MarkerRow]:
+    """The key events of a stream, in time order: the host's actions, each SKU's sell-out, the alerts
+    and the online peak (the same kinds as the live console's markers)."""
+    out = [MarkerRow(t, HOST_MARKERS.get(a, a), sku, f"+{stock}" if a == "restock" else title)
+           for t, a, sku, stock, _price, title, _host in host_actions]
+    out += [MarkerRow(t, "sold_out", sku) for sku, t in sold_out_at.items()]
+    out += [MarkerRow(a.ts_ms, "alert", "", f"{a.level}: {a.kind}") for a in alerts]
+    if peak_online:
+        out.append(MarkerRow(peak_at_ms, "online_peak", "", str(peak_online)))
+    return sorted(out, key=lambda m: (m.ts_ms, m.kind, m.sku_id))
+
+
 #: Figures compared with the previous stream, in display order.
 COMPARED = (
     "duration_ms", "peak_online", "avg_online", "unique_viewers", "avg_watch_ms", "comments", "likes",
     "order_attempts", "accepted", "paid", "cancelled", "expired", "units", "gmv_reserved_cents",
     "gmv_paid_cents", "buyers", "conversion_rate", "gpm_cents", "aov_cents", "multi_order_buyers",
-    "returning_buyers", "sentiment_avg", "negative_share",
+    "returning_buyers", "sentiment_avg", "negative_share", "entries", "impressions", "clicks", "ctr",
+    "new_followers", "shares",
 )
 
 

@@ -60,7 +60,8 @@ def export_csv(report: Report, directory: str | Path) -> list[Path]:
     files.append(("online.csv", ["second_ms", "online"], [list(p) for p in cur.online]))
     sku_fields = ["sku_id", "title", "price_cents", "stock", "starts_at_ms", "ends_at_ms", "attempts", "accepted",
                   "rejected", "paid", "cancelled", "expired", "units_accepted", "units_paid", "gmv_paid_cents",
-                  "accept_rate", "sold_out_at_ms", "sell_out_ms"]
+                  "accept_rate", "sold_out_at_ms", "sell_out_ms", "impressions", "impressions_pinned",
+                  "impression_viewers", "clicks", "clicks_pinned", "click_viewers", "ctr", "conversion"]
     files.append(("skus.csv", sku_fields, [
         [getattr(s, f) for f in sku_fields]
         for s in cur.skus
@@ -83,6 +84,26 @@ def export_csv(report: Report, directory: str | Path) -> list[Path]:
         [c.name, c.current, c.previous, c.change]
         for c in report.comparison
     ]))
+    files.append(("sources.csv", ["source", "entries", "follower_entries", "non_follower_entries",
+                                  "unknown_entries", "viewers", "buyers", "conversion"], [
+        [r.source, r.entries, r.follower_entries, r.non_follower_entries, r.unknown_entries, r.viewers, r.buyers,
+         r.conversion] for r in cur.sources
+    ]))
+    files.append(("markers.csv", ["ts_ms", "time_utc", "kind", "sku_id", "label"], [
+        [m.ts_ms, iso(m.ts_ms), m.kind, m.sku_id, cell_text(m.label)] for m in cur.markers
+    ]))
+    files.append(("host_actions.csv", ["ts_ms", "time_utc", "action", "sku_id", "stock", "price_cents", "title",
+                                       "host_id"], [
+        [t, iso(t), action, sku, stock, price, cell_text(title), host]
+        for t, action, sku, stock, price, title, host in cur.host_actions
+    ]))
+    bench = report.benchmark
+    files.append(("benchmark.csv", ["metric", "current", "benchmark", "gap", "level", "streams"], [
+        [t.metric, t.value, t.benchmark, t.gap, t.level, bench.streams] for t in bench.worst
+    ] if bench else []))
+    files.append(("benchmark_trend.csv", ["metric", "stream_id", "value"], [
+        [t.metric, sid, "" if v is None else v] for t in bench.worst for sid, v in t.trend
+    ] if bench else []))
     paths = []
     for name, headers, rows in files:
         path = out / name

@@ -14,8 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from analytics.charts import all_charts
+from analytics.charts import all_charts, benchmark_charts
 from analytics.model import Comparison, Report, StreamReport, iso
+from schemas.headline import HEADLINE_LABELS
 
 #: Rejection reasons that come from the risk rules (streams/flash_sale/risk.py), not from stock or timing.
 ABUSE_REASONS = frozenset({"rate_limited", "duplicate", "blocked", "invalid"})
@@ -52,6 +53,15 @@ FIGURE_LABELS: dict[str, tuple[str, str]] = {
     "scored_comments": ("Scored comments", "count"),
     "sentiment_avg": ("Average sentiment (-1..1)", "score"),
     "negative_share": ("Negative comment share", "percent"),
+    "entries": ("Entries (joins)", "count"),
+    "follower_entries": ("Entries by followers", "count"),
+    "impressions": ("Product impressions", "count"),
+    "impression_viewers": ("Viewers shown a product", "count"),
+    "clicks": ("Product clicks", "count"),
+    "click_viewers": ("Viewers who tapped a product", "count"),
+    "ctr": ("Product click-through rate", "percent"),
+    "new_followers": ("New followers", "count"),
+    "shares": ("Shares", "count"),
 }
 
 
@@ -124,17 +134,19 @@ def summary_table(report: Report) -> str:
 def sku_table(cur: StreamReport) -> str:
     rows = [
         [
-            s.sku_id, s.title, fmt("money", s.price_cents), fmt("count", s.stock), fmt("count", s.attempts),
+            s.sku_id, s.title, fmt("money", s.price_cents), fmt("count", s.stock), fmt("count", s.impressions),
+            fmt("count", s.clicks), fmt("percent", s.ctr), fmt("count", s.attempts),
             fmt("count", s.accepted), fmt("percent", s.accept_rate), fmt("count", s.paid),
             fmt("count", s.cancelled), fmt("count", s.expired), fmt("count", s.units_accepted),
-            fmt("money", s.gmv_paid_cents),
+            fmt("money", s.gmv_paid_cents), fmt("percent", s.conversion),
             "not sold out" if s.sell_out_ms is None else fmt_duration(s.sell_out_ms),
             ", ".join(f"{reason} {n:,}" for reason, n in s.rejections.items()) or "–",
         ]
         for s in cur.skus
     ]
-    headers = ["SKU", "Title", "Price", "Stock", "Attempts", "Accepted", "Accept rate", "Paid", "Cancelled",
-               "Expired", "Units", "GMV paid", "Sell-out time", "Rejections"]
+    headers = ["SKU", "Title", "Price", "Stock", "Impressions", "Clicks", "CTR", "Attempts", "Accepted",
+               "Accept rate", "Paid", "Cancelled", "Expired", "Units", "GMV paid", "Paid per click", "Sell-out time",
+               "Rejections"]
     return table(headers, rows, "skus")
 
 
@@ -150,6 +162,42 @@ def minute_table(cur: StreamReport) -> str:
     return table(headers, rows, "minutes")
 
 
+def sources_table(cur: StreamReport) -> str:
+    rows = [[r.source.replace("_", " "), fmt("count", r.entries), fmt("count", r.follower_entries),
+             fmt("count", r.non_follower_entries), fmt("count", r.viewers), fmt("count", r.buyers),
+             fmt("percent", r.conversion)] for r in cur.sources]
+    headers = ["Source", "Entries", "by followers", "by non-followers", "Viewers (first entry)", "Buyers",
+               "Conversion"]
+    return table(headers, rows, "sources") if rows else "<p>No traffic sources recorded.</p>"
+
+
+def benchmark_section(report: Report, chart_ids: list[str]) -> str:
+    view = report.benchmark
+    if view is None:
+        return "<p>No earlier stream of this room in the benchmark window: nothing to compare with yet.</p>"
+    rows = []
+    for t in view.worst:
+        label, kind = HEADLINE_LABELS[t.metric]
+        gap = "–" if t.gap is None else f"{t.gap * 100:+.1f}%"
+        rows.append([label, fmt(kind, t.value), fmt(kind, t.benchmark), gap, t.level])
+    intro = (f"<p>Median of the room's {view.streams} earlier stream(s) since {_e(iso(view.since_ms))}; "
+             "the three metrics furthest below it (red: 20 % or more below).</p>")
+    charts = "".join(f'<div class="chart small" id="{_e(cid)}"></div>' for cid in chart_ids)
+    return intro + table(["Metric", "This stream", "Benchmark", "Gap", "Level"], rows, "benchmark") + charts
+
+
+def markers_table(cur: StreamReport) -> str:
+    rows = [[iso(m.ts_ms)[11:19], m.kind.replace("_", " "), m.sku_id, m.label] for m in cur.markers]
+    return table(["Time (UTC)", "Event", "SKU", "Detail"], rows, "markers") if rows else "<p>No key events.</p>"
+
+
+def host_table(cur: StreamReport) -> str:
+    rows = [[iso(t)[11:19], host, action.replace("_", " "), sku, stock or "", fmt("money", price) if price else "",
+             title] for t, action, sku, stock, price, title, host in cur.host_actions]
+    return table(["Time (UTC)", "Host", "Action", "SKU", "Stock", "Price", "Title"], rows, "host") \
+        if rows else "<p>No host actions recorded.</p>"
+
+
 def _section(title: str, body: str, anchor: str) -> str:
     return f'<section id="{_e(anchor)}"><h2>{_e(title)}</h2>{body}</section>'
 
@@ -161,8 +209,11 @@ def render_html(report: Report, plotly_js: Callable[[], str] | None = None) -> s
 
         plotly_js = get_plotlyjs
     cur, prev = report.current, report.previous
+    bench_charts = benchmark_charts(cur, report.benchmark)
     charts = all_charts(cur, prev)
-    chart_divs = "".join(f'<div class="chart" id="{_e(cid)}"></div>' for cid, _ in charts)
+    main_ids = {"chart-product-funnel", "chart-sources"}
+    chart_divs = "".join(f'<div class="chart" id="{_e(cid)}"></div>' for cid, _ in charts if cid not in main_ids)
+    charts = charts + bench_charts
     chart_data = safe_json([{"id": cid, "data": fig["data"], "layout": fig["layout"]} for cid, fig in charts])
     f = cur.figures
     headline = (
@@ -196,8 +247,13 @@ def render_html(report: Report, plotly_js: Callable[[], str] | None = None) -> s
     risk = abuse_note + alerts
     body = "".join([
         _section("Summary", summary_table(report), "summary"),
+        _section("Against the room's benchmark", benchmark_section(report, [cid for cid, _ in bench_charts]),
+                 "benchmark"),
         _section("Charts", chart_divs, "charts"),
-        _section("Per SKU", sku_table(cur), "skus"),
+        _section("Product funnel", '<div class="chart" id="chart-product-funnel"></div>' + sku_table(cur), "skus"),
+        _section("Traffic sources", '<div class="chart" id="chart-sources"></div>' + sources_table(cur), "sources"),
+        _section("Key events", markers_table(cur), "markers"),
+        _section("Host actions (audit trail)", host_table(cur), "host"),
         _section("Negative sentiment spikes", spikes, "spikes"),
         _section("Top comments", comments, "comments"),
         _section("Hot words", words_note + table(["Word", "Count"], cur.hot_words, "words"), "words"),
@@ -216,6 +272,7 @@ th,td{{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top
 th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
 table.comments td:nth-child(3),table.alerts td:nth-child(4){{text-align:left;max-width:600px;word-break:break-word}}
 .chart{{width:100%;min-height:360px;margin-bottom:12px}} .note{{color:#777;font-size:13px}}
+.chart.small{{display:inline-block;width:32%;min-width:320px}}
 </style></head><body>
 <h1>Post-stream report</h1>{headline}{body}
 <script>{plotly_js()}</script>

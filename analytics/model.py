@@ -70,6 +70,17 @@ class Figures:
     scored_comments: int = 0
     sentiment_avg: float | None = None
     negative_share: float | None = None
+    # the console's figures (0 / None for streams recorded before their events existed)
+    watch_ms: int = 0
+    entries: int = 0
+    follower_entries: int = 0
+    impressions: int = 0
+    impression_viewers: int = 0
+    clicks: int = 0
+    click_viewers: int = 0
+    ctr: float | None = None
+    new_followers: int = 0
+    shares: int = 0
 
     @classmethod
     def names(cls) -> list[str]:
@@ -96,6 +107,11 @@ class MinuteRow:
     positive: int = 0
     negative: int = 0
     sentiment_sum: float = 0.0
+    entries: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    follows: int = 0
+    shares: int = 0
 
     @property
     def sentiment_avg(self) -> float | None:
@@ -129,6 +145,66 @@ class SkuFigures:
     sold_out_at_ms: int | None = None
     sell_out_ms: int | None = None
     rejections: dict[str, int] = field(default_factory=dict)
+    impressions: int = 0
+    impressions_pinned: int = 0
+    impression_viewers: int = 0
+    clicks: int = 0
+    clicks_pinned: int = 0
+    click_viewers: int = 0
+    #: clicks / impressions, and paid orders per click (None without impressions / clicks).
+    ctr: float | None = None
+    conversion: float | None = None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """Where viewers came from: joins (entries) by source and by follower; each viewer's first join
+    attributes them to one source, for the conversion (buyers / viewers) of that source."""
+
+    source: str
+    entries: int = 0
+    follower_entries: int = 0
+    non_follower_entries: int = 0
+    unknown_entries: int = 0
+    viewers: int = 0
+    buyers: int = 0
+    conversion: float = 0.0
+
+
+@dataclass(frozen=True)
+class MarkerRow:
+    """A key event drawn on the trend charts: sale_open, sale_close, restock, sold_out, pin, unpin,
+    alert, online_peak."""
+
+    ts_ms: int
+    kind: str
+    sku_id: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class MetricTrend:
+    """One headline metric of this stream against the room's benchmark, with its earlier values."""
+
+    metric: str
+    value: float | None
+    benchmark: float | None
+    gap: float | None
+    level: str
+    #: (stream id, value) of the room's earlier streams in the benchmark window, oldest first.
+    trend: list[tuple[str, float | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BenchmarkView:
+    """The room's own benchmark as of this stream's start: medians of its earlier streams."""
+
+    streams: int
+    since_ms: int
+    medians: dict[str, float | None]
+    current: dict[str, float | None]
+    #: The three metrics furthest below (or least above) their benchmark, worst first.
+    worst: list[MetricTrend]
 
 
 @dataclass(frozen=True)
@@ -179,6 +255,10 @@ class StreamReport:
     alerts: list[AlertRow]
     alerts_total: int
     alert_kinds: list[tuple[str, str, int]]
+    sources: list[SourceRow] = field(default_factory=list)
+    markers: list[MarkerRow] = field(default_factory=list)
+    #: (ts ms, action, sku, stock, price cents, title, host): the host's audit trail.
+    host_actions: list[tuple[int, str, str, int, int, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -203,3 +283,4 @@ class Report:
     previous: StreamReport | None
     comparison: list[Comparison]
     generated_ms: int
+    benchmark: BenchmarkView | None = None

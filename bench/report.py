@@ -71,7 +71,9 @@ def statements(n: int, start: int, prefix: str) -> list[tuple[str, int, str]]:
     out: list[tuple[str, int, str]] = []
     p = counts["presence"]
     out.append(("presence", p, (
-        "INSERT INTO {db}.presence SELECT 1, concat('" + prefix + "p', toString(number)), '" + ROOM + "', "
+        # columns named: joins carry no traffic source here (they are NULL, as from an older client)
+        "INSERT INTO {db}.presence (v, event_id, room_id, user_id, action, ts) "
+        "SELECT 1, concat('" + prefix + "p', toString(number)), '" + ROOM + "', "
         + _user("u", users, prefix) + ", multiIf(number < " + str(users) + ", 'join', number < " + str(2 * users)
         + ", 'leave', 'heartbeat'), "
         + _ts(f"multiIf(number < {users}, {join_off}, number < {2 * users}, {leave_off}, "

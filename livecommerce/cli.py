@@ -15,6 +15,7 @@ from types import ModuleType
 from base.settings import Settings
 from livecommerce.commands import (
     bench,
+    benchmark,
     demo,
     down,
     gateway,
@@ -35,7 +36,7 @@ from livecommerce.commands import (
 COMMANDS: dict[str, ModuleType] = {
     "up": up, "down": down, "status": status, "topics": topics, "simulate": simulate, "migrate": migrate,
     "reconcile": reconcile, "watch": watch, "worker": worker, "gateway": gateway, "token": token,
-    "sentiment": sentiment, "report": report, "bench": bench, "demo": demo,
+    "sentiment": sentiment, "report": report, "benchmark": benchmark, "bench": bench, "demo": demo,
 }
 
 

@@ -61,6 +61,12 @@ TABLE_OF_TAG: dict[str, str] = {
     "room_counters": "room_counters",
     "alert": "alerts",
     "dead_letter": "dead_letters",
+    "impression": "impressions",
+    "product_click": "product_clicks",
+    "follow": "follows",
+    "share": "shares",
+    "host_action": "host_actions",
+    "room_benchmark": "room_benchmarks",
 }
 
 

@@ -63,15 +63,35 @@ class Like(Event, tag="like", kw_only=True, forbid_unknown_fields=True):
     ts: TimestampMs
 
 
+#: Where a viewer came into the room from (the channels of Douyin's and TikTok's live dashboards).
+TrafficSource = Literal[
+    "recommend_feed", "following_feed", "search", "short_video", "ads", "shared_link", "other"
+]
+TRAFFIC_SOURCES: tuple[str, ...] = (
+    "recommend_feed", "following_feed", "search", "short_video", "ads", "shared_link", "other"
+)
+
+
 class Presence(Event, tag="presence", kw_only=True, forbid_unknown_fields=True):
-    """A viewer joined, left, or is still watching (heartbeat every ~30 s). Keyed by room_id."""
+    """A viewer joined, left, or is still watching (heartbeat every ~30 s). Keyed by room_id.
+
+    A ``join`` may say where the viewer came from (``source``) and whether they already followed the
+    room (``is_follower``); both are optional (older clients send neither) and only a join has them:
+    a source on a leave would be counted as an entry by nobody, so it is refused rather than ignored.
+    """
 
     v: Version = SCHEMA_VERSION
     event_id: Id
     room_id: Id
     user_id: Id
     action: Literal["join", "leave", "heartbeat"]
+    source: TrafficSource | None = None
+    is_follower: bool | None = None
     ts: TimestampMs
+
+    def __post_init__(self) -> None:
+        if self.action != "join" and (self.source is not None or self.is_follower is not None):
+            raise ValueError(f"source and is_follower belong to a join, not to a {self.action}")
 
 
 class SaleConfig(Event, tag="sale_config", kw_only=True, forbid_unknown_fields=True):
@@ -273,6 +293,127 @@ def _saturated_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
 _SKU_STOCK_INTS = _saturated_fields(SkuStock)
 _ROOM_COUNTER_INTS = _saturated_fields(RoomCounters)
 
+#: Where a product was shown: the card the host pinned over the video, or the shop shelf (the bag).
+Placement = Literal["pinned", "shelf"]
+
+
+class ProductImpression(Event, tag="impression", kw_only=True, forbid_unknown_fields=True):
+    """A product was shown to a viewer: the host pinned it while they watched, or they saw it on the
+    shelf. One event per showing (the app sends it when the card or shelf row becomes visible).
+    Keyed by room_id."""
+
+    v: Version = SCHEMA_VERSION
+    event_id: Id
+    room_id: Id
+    sku_id: Id
+    user_id: Id
+    placement: Placement
+    ts: TimestampMs
+
+
+class ProductClick(Event, tag="product_click", kw_only=True, forbid_unknown_fields=True):
+    """A viewer tapped a product (opened its detail card), from the pinned card or the shelf. Keyed by room_id."""
+
+    v: Version = SCHEMA_VERSION
+    event_id: Id
+    room_id: Id
+    sku_id: Id
+    user_id: Id
+    placement: Placement
+    ts: TimestampMs
+
+
+class Follow(Event, tag="follow", kw_only=True, forbid_unknown_fields=True):
+    """A viewer followed the room's account from the live room (a new fan). Keyed by room_id."""
+
+    v: Version = SCHEMA_VERSION
+    event_id: Id
+    room_id: Id
+    user_id: Id
+    ts: TimestampMs
+
+
+ShareChannel = Literal["wechat", "moments", "weibo", "qq", "copy_link", "other"]
+
+
+class Share(Event, tag="share", kw_only=True, forbid_unknown_fields=True):
+    """A viewer shared the live room. Keyed by room_id."""
+
+    v: Version = SCHEMA_VERSION
+    event_id: Id
+    room_id: Id
+    user_id: Id
+    channel: ShareChannel = "other"
+    ts: TimestampMs
+
+
+HostVerb = Literal["pin", "unpin", "open_sale", "close_sale", "restock"]
+
+
+class HostAction(Event, tag="host_action", kw_only=True, forbid_unknown_fields=True):
+    """What the host did in the control console, kept as an audit trail. Keyed by room_id.
+
+    ``pin`` / ``unpin`` put a product on (or take it off) the card over the video; ``open_sale``,
+    ``close_sale`` and ``restock`` carry the sale terms the host entered and become a
+    :class:`SaleConfig` with the same ``event_id`` (:func:`schemas.host.sale_config_for`), so the
+    audit record and the command that changed the stock name each other.  ``host_id`` is the
+    host's account, deliberately not a viewer ``user_id``: an audit trail must say who acted, so it
+    is not pseudonymised.
+    """
+
+    v: Version = SCHEMA_VERSION
+    event_id: Id
+    room_id: Id
+    host_id: Id
+    action: HostVerb
+    sku_id: Id
+    stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    price_cents: Cents | None = None
+    starts_at: TimestampMs | None = None
+    ends_at: TimestampMs | None = None
+    per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    reservation_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] | None = None
+    title: Annotated[str, msgspec.Meta(max_length=4 * 200)] | None = None
+    ts: TimestampMs
+
+    def __post_init__(self) -> None:
+        if self.title is not None:
+            self.title = check_text(self.title, "title", max_chars=200)
+        if self.action == "open_sale":
+            missing = [n for n in ("stock", "price_cents", "starts_at", "ends_at") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"open_sale needs {', '.join(missing)}")
+            assert self.starts_at is not None and self.ends_at is not None
+            if self.ends_at <= self.starts_at:
+                raise ValueError("ends_at must be after starts_at")
+        elif self.action == "restock" and not self.stock:
+            raise ValueError("restock needs stock > 0 (units added)")
+
+
+class RoomBenchmark(Event, tag="room_benchmark", kw_only=True, forbid_unknown_fields=True):
+    """A room's own benchmark: for each headline metric, the median over the room's previous streams
+    that started in ``[since, ts)`` (14 days by default); None when no earlier stream had it.
+    Keyed by room_id on a compacted topic, so the latest one per room is always there to read.
+
+    The metrics are rates and averages (per viewer, per minute, per impression), so a stream can be
+    compared with them while it is still running, whatever its length.
+    """
+
+    v: Version = SCHEMA_VERSION
+    room_id: Id
+    streams: Count = 0
+    since: TimestampMs
+    avg_online: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    avg_watch_ms: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    ctr: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    conversion_rate: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    gpm_cents: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    gmv_per_minute_cents: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    follow_rate: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    comments_per_viewer: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    ts: TimestampMs
+
+
 AlertLevel = Literal["info", "warning", "critical"]
 
 
@@ -323,5 +464,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RoomCounters,
         Alert,
         DeadLetter,
+        ProductImpression,
+        ProductClick,
+        Follow,
+        Share,
+        HostAction,
+        RoomBenchmark,
     )
 }

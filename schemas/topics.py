@@ -15,14 +15,20 @@ from schemas.events import (
     Alert,
     Comment,
     DeadLetter,
+    Follow,
+    HostAction,
     Like,
     OrderAttempt,
     OrderResult,
     Payment,
     Presence,
+    ProductClick,
+    ProductImpression,
+    RoomBenchmark,
     RoomCounters,
     SaleConfig,
     ScoredComment,
+    Share,
     StockUpdate,
 )
 
@@ -74,9 +80,23 @@ _SPECS = [
     ),
     TopicSpec("alerts", Alert, "room_id", "Risk and sentiment alerts."),
     TopicSpec("dead-letters", DeadLetter, "source_topic", "Rejected messages with original bytes and reason."),
+    TopicSpec("impressions", ProductImpression, "room_id", "A product shown to a viewer (pinned card or shelf).",
+              dict(_ARRIVAL)),
+    TopicSpec("product-clicks", ProductClick, "room_id", "A viewer tapped a product.", dict(_ARRIVAL)),
+    TopicSpec("follows", Follow, "room_id", "A viewer followed the room's account.", dict(_ARRIVAL)),
+    TopicSpec("shares", Share, "room_id", "A viewer shared the room.", dict(_ARRIVAL)),
+    TopicSpec("host-actions", HostAction, "room_id", "The host's pins and sale actions: the audit trail.",
+              dict(_ARRIVAL)),
+    TopicSpec(
+        "room-benchmarks", RoomBenchmark, "room_id", "Each room's median of its previous 14 days' streams.",
+        {"cleanup.policy": "compact"},
+    ),
 ]
 
 TOPICS: dict[str, TopicSpec] = {spec.name: spec for spec in _SPECS}
 
 #: Topics that outside producers (apps, gateway, kcat) write to; the workers validate them.
-INPUT_TOPICS = ("comments", "likes", "presence", "sale-config", "orders", "payments")
+INPUT_TOPICS = (
+    "comments", "likes", "presence", "sale-config", "orders", "payments",
+    "impressions", "product-clicks", "follows", "shares", "host-actions",
+)

@@ -1,8 +1,9 @@
 """A simulated live-selling stream: the load and the ground truth for every other part.
 
 ``simulate(ScenarioConfig(...))`` (pure, seeded, no I/O) yields :class:`~simulator.truth.Outgoing`
-messages for Kafka: schema events (Presence, Comment, Like, SaleConfig, OrderAttempt, Payment)
-and, optionally, deliberately invalid raw bytes.  ``Simulation.truth`` counts what was yielded.
+messages for Kafka: schema events (Presence, Comment, Like, SaleConfig, OrderAttempt, Payment, and
+for the streamer's console HostAction, ProductImpression, ProductClick, Follow, Share) and,
+optionally, deliberately invalid raw bytes.  ``Simulation.truth`` counts what was yielded.
 ``simulator.producer.send`` is the thin shell that paces and produces them; the CLI is
 ``livecommerce simulate``.
 
@@ -30,6 +31,15 @@ Semantics worth knowing before checking a pipeline against the truth:
 - **Invalid messages** go to the topic of the event they were spoiled from (never to
   ``sale-config``), keyed like it; the workers must dead-letter them.  Kinds: bad JSON, bad UTF-8,
   wrong shape, wrong type, out of range, missing field, unknown field, too long, oversize, future ts.
+- **The console's funnel** (``simulator/funnel.py``).  Every join says its traffic source and whether
+  the viewer already follows the room (followers stay followers when they come back).  The host
+  (``HostAction``, id ``s<seed>-r<room>-host``) opens every sale at the announcement, pins the hot
+  SKU then each other SKU in turn, restocks, closes and unpins; each open/close/restock is sent with
+  the SaleConfig it commands (same ``event_id``).  A pin shows the product to everyone present and
+  to each newcomer while pinned; viewers open the shelf (every SKU shown); some showings are tapped
+  (CTR by placement and source).  Every order is preceded, in event time, by the buyer's tap on the
+  SKU, and the tap by a showing of it.  Buyers are drawn weighted by their source's interest and by
+  following, so sources convert differently.  Viewers follow and share at low rates.
 - **Cut-off.** Anything that would happen after the stream's end (late payments, retries) is not
   sent and not counted.
 """

@@ -17,9 +17,35 @@ from typing import Any
 
 import msgspec
 
-from schemas import Comment, Like, OrderAttempt, Payment, Presence, SaleConfig
+from schemas import (
+    Comment,
+    Follow,
+    HostAction,
+    Like,
+    OrderAttempt,
+    Payment,
+    Presence,
+    ProductClick,
+    ProductImpression,
+    Share,
+)
 from schemas.base import Event
+from schemas.events import TrafficSource
+from schemas.host import sale_config_for
 from simulator.config import ScenarioConfig
+from simulator.funnel import (
+    FOLLOW_RATE,
+    FOLLOWER_SHARE,
+    INTEREST,
+    MAX_BUY_WEIGHT,
+    SHARE_CHANNELS,
+    SHARE_RATE,
+    SHARE_WEIGHTS,
+    SHELF_RATE,
+    buy_weight,
+    click_chance,
+    pick_source,
+)
 from simulator.texts import TITLES, pick_mood, render
 from simulator.timeline import (
     SaleWindow,
@@ -40,7 +66,9 @@ SECOND_ORDER_SHARE = 0.05
 LATE_PAYER_SHARE = 0.08
 
 # A scheduled entry: (ts, kind, data).  Kinds: "event" (a ready Event), "hb" (user, session join
-# ts), "order" (sku index).
+# ts), "order" (sku), "host" (a HostAction: sent with the SaleConfig it commands, a pin also shows
+# the product to everyone present), "seen" (user, session join ts, sku id: a newcomer sees the
+# pinned card).
 _Entry = tuple[int, str, Any]
 
 
@@ -75,6 +103,13 @@ class Room:
         self._ids = 0
         self._users = 0
         self._pending: defaultdict[int, list[_Entry]] = defaultdict(list)
+        self.host_id = f"{self.prefix}-host"
+        #: Each viewer's source of their current (or last) visit, and who follows the room.
+        self._source: dict[str, TrafficSource] = {}
+        self.followers: set[str] = set()
+        self.pinned: str | None = None
+        #: (user, sku) -> first showing's time, so a buyer's click always follows a showing.
+        self._seen: dict[tuple[str, str], int] = {}
         self.skus = self._make_skus()
         self._storms = self._make_storms()
         self._sold_out_guess = self.window.starts_at + 5000 if config.buyers > config.stock else None
@@ -129,27 +164,34 @@ class Room:
         return storms
 
     def _schedule_sale(self) -> None:
+        """The host's console actions: open every SKU's sale at the announcement, pin the hot SKU
+        then each other SKU in turn through the sale, restock the hot one, close and unpin at the end.
+        Each open/close/restock is a HostAction (the audit record) plus the SaleConfig it commands."""
         cfg, w = self.cfg, self.window
         for sku in self.skus:
-            self._at(w.announce_ms, "event", SaleConfig(
-                event_id=self._id("s"), room_id=self.room_id, sku_id=sku.sku_id, action="open",
-                stock=sku.stock, price_cents=sku.price_cents, starts_at=w.starts_at, ends_at=w.ends_at,
-                per_user_limit=sku.per_user_limit, reservation_ttl_s=cfg.reservation_ttl_s,
-                title=sku.title, ts=w.announce_ms,
-            ))
+            self._host(w.announce_ms, "open_sale", sku, stock=sku.stock, price_cents=sku.price_cents,
+                       starts_at=w.starts_at, ends_at=w.ends_at, per_user_limit=sku.per_user_limit,
+                       reservation_ttl_s=cfg.reservation_ttl_s, title=sku.title)
             for _ in range(sku.buyers):
                 self._at(attempt_time(self.rng, w), "order", sku)
             if cfg.close_sales:
-                self._at(w.ends_at, "event", SaleConfig(
-                    event_id=self._id("s"), room_id=self.room_id, sku_id=sku.sku_id, action="close",
-                    ts=w.ends_at,
-                ))
+                self._host(w.ends_at, "close_sale", sku)
         if cfg.restock:
-            hot = self.skus[0]
-            self._at(w.restock_at, "event", SaleConfig(
-                event_id=self._id("s"), room_id=self.room_id, sku_id=hot.sku_id, action="restock",
-                stock=cfg.restock, ts=w.restock_at,
-            ))
+            self._host(w.restock_at, "restock", self.skus[0], stock=cfg.restock)
+        # Pins land 100-499 ms into their second, so the showings they cause fit in the same second.
+        self._host(_pin_ts(w.announce_ms), "pin", self.skus[0])
+        others = self.skus[1:]
+        step = (w.ends_at - w.starts_at) // (len(others) + 1)
+        for j, sku in enumerate(others, start=1):
+            self._host(_pin_ts(w.starts_at + j * step), "pin", sku)
+        if w.ends_at < cfg.end_ts - 1000:
+            self._host(_pin_ts(w.ends_at), "unpin", self.skus[-1] if others else self.skus[0])
+
+    def _host(self, ts: int, action: str, sku: _Sku, **terms: Any) -> None:
+        self._at(ts, "host", HostAction(
+            event_id=self._id("s"), room_id=self.room_id, host_id=self.host_id, action=action,  # type: ignore[arg-type]
+            sku_id=sku.sku_id, ts=ts, **terms,
+        ))
 
     # ---- audience -----------------------------------------------------------------------
 
@@ -173,6 +215,15 @@ class Room:
     def _presence(self, user: str, action: str, ts: int) -> Presence:
         return Presence(event_id=self._id("p"), room_id=self.room_id, user_id=user, action=action, ts=ts)  # type: ignore[arg-type]
 
+    def _join(self, user: str, ts: int) -> Presence:
+        """A join with where the viewer came from and whether they already follow the room."""
+        source = pick_source(self.rng)
+        self._source[user] = source
+        if user not in self.followers and self.rng.random() < FOLLOWER_SHARE[source]:
+            self.followers.add(user)
+        return Presence(event_id=self._id("p"), room_id=self.room_id, user_id=user, action="join",
+                        source=source, is_follower=user in self.followers, ts=ts)
+
     # ---- one second ---------------------------------------------------------------------
 
     def step(self, sec: int) -> list[Event]:
@@ -193,6 +244,12 @@ class Room:
             for ts, kind, data in sorted(entries, key=lambda e: e[0]):
                 if kind == "event":
                     out.append(data)
+                elif kind == "host":
+                    out.extend(self._host_event(data, t0))
+                elif kind == "seen":
+                    user, session, sku_id = data
+                    if self._session.get(user) == session and self.pinned == sku_id:
+                        out.extend(self._show(user, sku_id, "pinned", ts, t0))
                 elif kind == "hb":
                     user, session = data
                     # In the last second everyone leaves from 950 ms on: no heartbeat after that.
@@ -203,6 +260,7 @@ class Room:
                     out.extend(self._order(data, max(ts, t0 + 100)))
 
         self._chat(sec, t0, out)
+        self._browse(t0, out)
 
         if last:
             while self.present:
@@ -226,7 +284,9 @@ class Room:
                 user = self._new_user()
             ts = t0 + 900 + self._below(100)
             self._add(user, ts)
-            out.append(self._presence(user, "join", ts))
+            out.append(self._join(user, ts))
+            if self.pinned is not None:  # the pinned card is the first thing a newcomer sees
+                self._at(ts + 1000 - ts % 1000 + 100 + self._below(300), "seen", (user, ts, self.pinned))
 
     def _frustration(self, t0: int) -> float:
         if self._sold_out_guess is None or t0 < self._sold_out_guess:
@@ -260,23 +320,40 @@ class Room:
     # ---- buying -------------------------------------------------------------------------
 
     def _buyer(self, sku: _Sku) -> str:
-        """A present viewer who has not bought this SKU yet, else someone arriving by a shared link."""
-        for _ in range(4):
+        """A present viewer who has not bought this SKU yet, else someone arriving by a shared link.
+
+        Viewers are weighed by their interest (source) and whether they follow the room, so sources
+        convert differently; a candidate is kept with probability weight / largest weight."""
+        fallback = None
+        for _ in range(8):
             if not self.present:
                 break
             user = self.present[self._below(len(self.present))]
-            if user not in sku.buyer_ids:
+            if user in sku.buyer_ids:
+                continue
+            fallback = user
+            weight = buy_weight(self._source.get(user, "other"), user in self.followers)
+            if self.rng.random() * MAX_BUY_WEIGHT < weight:
                 return user
-        return self._new_user("b")
+        return fallback or self._new_user("b")
 
     def _order(self, sku: _Sku, ts: int) -> list[Event]:
         rng = self.rng
         user = self._buyer(sku)
         sku.buyer_ids.add(user)
-        first = self._attempt(sku, user, ts)
+        # The tap on the product (after a showing of it, if the buyer had none) comes first.
+        t0 = ts - ts % 1000
+        click_ts = ts - self._below(min(ts - t0 - 100, 3000) + 1)
+        out: list[Event] = []
+        placement = "pinned" if self.pinned == sku.sku_id else "shelf"
+        if self._seen.get((user, sku.sku_id), click_ts + 1) > click_ts:
+            out.append(self._impression(user, sku.sku_id, placement, t0 + 100 + self._below(click_ts - t0 - 99)))
+        out.append(ProductClick(event_id=self._id("k"), room_id=self.room_id, sku_id=sku.sku_id, user_id=user,
+                                placement=placement, ts=click_ts))  # type: ignore[arg-type]
+        out.append(self._attempt(sku, user, ts))
         if rng.random() < SECOND_ORDER_SHARE:
             self._at_event(self._attempt(sku, user, ts + rng.randint(1000, 10_000)))
-        return [first]
+        return out
 
     def _attempt(self, sku: _Sku, user: str, ts: int) -> OrderAttempt:
         """One distinct order attempt, with its deliberate retry and its payment scheduled."""
@@ -307,3 +384,64 @@ class Room:
             event_id=self._id("y"), order_id=attempt.order_id, room_id=attempt.room_id,
             sku_id=attempt.sku_id, user_id=attempt.user_id, action=action, ts=ts,  # type: ignore[arg-type]
         )
+
+    # ---- the console's events: host actions, showings, taps, follows, shares ------------
+
+    def _host_event(self, action: HostAction, t0: int) -> list[Event]:
+        """The audit record, the sale command it becomes, and for a pin a showing to everyone present."""
+        out: list[Event] = [action]
+        config = sale_config_for(action)
+        if config is not None:
+            out.append(config)
+        elif action.action == "pin":
+            self.pinned = action.sku_id
+            for user in list(self.present):
+                out.extend(self._show(user, action.sku_id, "pinned", action.ts + self._below(400), t0))
+        else:  # unpin
+            self.pinned = None
+        return out
+
+    def _impression(self, user: str, sku_id: str, placement: str, ts: int) -> ProductImpression:
+        key = (user, sku_id)
+        if ts < self._seen.get(key, ts + 1):
+            self._seen[key] = ts
+        return ProductImpression(event_id=self._id("i"), room_id=self.room_id, sku_id=sku_id, user_id=user,
+                                 placement=placement, ts=ts)  # type: ignore[arg-type]
+
+    def _show(self, user: str, sku_id: str, placement: str, ts: int, t0: int) -> list[Event]:
+        """One showing of a product to a present viewer, and maybe their tap on it (same second)."""
+        out: list[Event] = [self._impression(user, sku_id, placement, ts)]
+        if self.rng.random() < click_chance(placement, self._source.get(user, "other")):
+            out.append(ProductClick(event_id=self._id("k"), room_id=self.room_id, sku_id=sku_id, user_id=user,
+                                    placement=placement, ts=ts + self._below(t0 + 900 - ts)))  # type: ignore[arg-type]
+        return out
+
+    def _browse(self, t0: int, out: list[Event]) -> None:
+        """Viewers open the shelf (every SKU shown), follow the room, share it."""
+        present = self.present
+        online = len(present)
+        if not online:
+            return
+        rng = self.rng
+        sale_on = self.window.starts_at <= t0 < self.window.ends_at
+        for _ in range(poisson(rng, online * SHELF_RATE / 60 * (1.5 if sale_on else 1.0))):
+            user = present[self._below(online)]
+            ts = t0 + 100 + self._below(500)
+            for sku in self.skus:
+                out.extend(self._show(user, sku.sku_id, "shelf", ts, t0))
+        for _ in range(poisson(rng, online * FOLLOW_RATE / 60)):
+            user = present[self._below(online)]
+            if user not in self.followers and rng.random() < INTEREST[self._source.get(user, "other")] / 2:
+                self.followers.add(user)
+                out.append(Follow(event_id=self._id("f"), room_id=self.room_id, user_id=user,
+                                  ts=t0 + 100 + self._below(800)))
+        for _ in range(poisson(rng, online * SHARE_RATE / 60 * (2.0 if sale_on else 1.0))):
+            user = present[self._below(online)]
+            channel = rng.choices(SHARE_CHANNELS, SHARE_WEIGHTS)[0]
+            out.append(Share(event_id=self._id("h"), room_id=self.room_id, user_id=user, channel=channel,  # type: ignore[arg-type]
+                             ts=t0 + 100 + self._below(800)))
+
+
+def _pin_ts(ts: int) -> int:
+    """``ts`` moved into the 100-499 ms of its second (after the leaves, room for the showings)."""
+    return ts - ts % 1000 + 100 + ts % 400

@@ -11,7 +11,19 @@ from typing import Any
 
 import msgspec
 
-from schemas import Comment, Like, OrderAttempt, Payment, Presence, SaleConfig
+from schemas import (
+    Comment,
+    Follow,
+    HostAction,
+    Like,
+    OrderAttempt,
+    Payment,
+    Presence,
+    ProductClick,
+    ProductImpression,
+    SaleConfig,
+    Share,
+)
 from schemas.base import Event
 
 
@@ -55,6 +67,13 @@ class SkuTruth(msgspec.Struct, kw_only=True):
     units_requested: int = 0
     payments_paid: int = 0
     payments_cancelled: int = 0
+    impressions: int = 0
+    impressions_pinned: int = 0
+    clicks: int = 0
+    clicks_pinned: int = 0
+    impression_viewers: int = 0
+    click_viewers: int = 0
+    pins: int = 0
 
 
 class RoomTruth(msgspec.Struct, kw_only=True):
@@ -70,6 +89,17 @@ class RoomTruth(msgspec.Struct, kw_only=True):
     order_retries: int = 0
     payments_paid: int = 0
     payments_cancelled: int = 0
+    #: Joins by traffic source (joins without one count as "unknown"), and joins of followers.
+    joins_by_source: dict[str, int] = msgspec.field(default_factory=dict)
+    follower_joins: int = 0
+    #: Sum over visits of leave - join (ms): every viewer leaves by the end, so once the stream is
+    #: over this is the room's whole watch time (mid-stream it is not: open visits count negative).
+    watch_ms: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    follows: int = 0
+    shares: int = 0
+    host_actions: dict[str, int] = msgspec.field(default_factory=dict)
     skus: dict[str, SkuTruth] = msgspec.field(default_factory=dict)
 
 
@@ -98,6 +128,7 @@ class TruthRecorder:
         self._room_orders: dict[str, set[str]] = {}
         self._sku_orders: dict[str, set[str]] = {}
         self._sku_buyers: dict[str, set[str]] = {}
+        self._sku_viewers: dict[tuple[str, str], set[str]] = {}
 
     def _room(self, room_id: str) -> RoomTruth:
         room = self._truth.rooms.get(room_id)
@@ -131,11 +162,16 @@ class TruthRecorder:
             room = self._room(event.room_id)
             if event.action == "join":
                 room.joins += 1
+                source = event.source or "unknown"
+                room.joins_by_source[source] = room.joins_by_source.get(source, 0) + 1
+                room.follower_joins += bool(event.is_follower)
+                room.watch_ms -= event.ts
                 viewers = self._viewers.setdefault(event.room_id, set())
                 viewers.add(event.user_id)
                 room.unique_viewers = len(viewers)
             elif event.action == "leave":
                 room.leaves += 1
+                room.watch_ms += event.ts
             else:
                 room.heartbeats += 1
         elif isinstance(event, Comment):
@@ -155,6 +191,17 @@ class TruthRecorder:
             else:
                 room.payments_cancelled += 1
                 sku.payments_cancelled += 1
+        elif isinstance(event, ProductImpression | ProductClick):
+            self._record_funnel(event)
+        elif isinstance(event, Follow):
+            self._room(event.room_id).follows += 1
+        elif isinstance(event, Share):
+            self._room(event.room_id).shares += 1
+        elif isinstance(event, HostAction):
+            room = self._room(event.room_id)
+            room.host_actions[event.action] = room.host_actions.get(event.action, 0) + 1
+            if event.action == "pin":
+                self._sku(room, event.sku_id).pins += 1
         elif isinstance(event, SaleConfig):
             sku = self._sku(self._room(event.room_id), event.sku_id)
             if event.action == "open":
@@ -163,6 +210,24 @@ class TruthRecorder:
                 sku.restocked += event.stock or 0
             else:
                 sku.closed = True
+
+    def _record_funnel(self, event: ProductImpression | ProductClick) -> None:
+        room = self._room(event.room_id)
+        sku = self._sku(room, event.sku_id)
+        pinned = event.placement == "pinned"
+        kind = "i" if isinstance(event, ProductImpression) else "k"
+        viewers = self._sku_viewers.setdefault((kind, event.sku_id), set())
+        viewers.add(event.user_id)
+        if kind == "i":
+            room.impressions += 1
+            sku.impressions += 1
+            sku.impressions_pinned += pinned
+            sku.impression_viewers = len(viewers)
+        else:
+            room.clicks += 1
+            sku.clicks += 1
+            sku.clicks_pinned += pinned
+            sku.click_viewers = len(viewers)
 
     def _record_order(self, event: OrderAttempt) -> None:
         room = self._room(event.room_id)

@@ -30,6 +30,8 @@ def _for_type(t: mi.Type) -> st.SearchStrategy[Any]:
         lo = t.ge if t.ge is not None else -(2**63)
         hi = t.le if t.le is not None else 2**63 - 1
         return st.integers(min_value=lo, max_value=hi)
+    if isinstance(t, mi.BoolType):
+        return st.booleans()
     if isinstance(t, mi.FloatType):
         return st.floats(
             min_value=t.ge if t.ge is not None else -1e12,

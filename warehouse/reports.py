@@ -284,3 +284,86 @@ class ReportQueries:
             "GROUP BY kind, level ORDER BY count() DESC, kind"
         )
         return [(str(k), str(lv), int(n)) for k, lv, n in self._rows(sql, w.params)]
+
+    # ------------------------------------------------------------------ the console's events
+
+    #: Tables counted per minute by :meth:`console_minutes`, with the filter that selects the rows.
+    CONSOLE_MINUTE_SOURCES: tuple[tuple[str, str, str], ...] = (
+        ("entries", "presence", "action = 'join'"),
+        ("impressions", "impressions", "1"),
+        ("clicks", "product_clicks", "1"),
+        ("follows", "follows", "1"),
+        ("shares", "shares", "1"),
+    )
+
+    def console_minutes(self, w: Window) -> dict[str, list[tuple[int, int]]]:
+        """Per minute: joins (entries), product impressions, clicks, follows, shares."""
+        out: dict[str, list[tuple[int, int]]] = {}
+        for name, table, cond in self.CONSOLE_MINUTE_SOURCES:
+            sql = (
+                "SELECT toUnixTimestamp(toStartOfMinute(ts)) * 1000 AS m, count() "
+                f"FROM {self.db}.{table} FINAL WHERE {self._where()} AND {cond} GROUP BY m ORDER BY m"
+            )
+            out[name] = [(int(m), int(n)) for m, n in self._rows(sql, w.params)]
+        return out
+
+    def sku_funnel(self, w: Window) -> list[tuple[str, int, int, int, int, int, int]]:
+        """(sku, impressions, pinned impressions, viewers shown it, clicks, pinned clicks, viewers who tapped)."""
+        sql = (
+            "SELECT sku_id, sumIf(n, k = 'i'), sumIf(pinned, k = 'i'), sumIf(people, k = 'i'), "
+            "sumIf(n, k = 'c'), sumIf(pinned, k = 'c'), sumIf(people, k = 'c') FROM ("
+            " SELECT 'i' AS k, sku_id, count() AS n, countIf(placement = 'pinned') AS pinned,"
+            "  uniqExact(user_id) AS people"
+            f" FROM {self.db}.impressions FINAL WHERE {self._where()} GROUP BY sku_id"
+            " UNION ALL"
+            " SELECT 'c' AS k, sku_id, count(), countIf(placement = 'pinned'), uniqExact(user_id)"
+            f" FROM {self.db}.product_clicks FINAL WHERE {self._where()} GROUP BY sku_id"
+            ") GROUP BY sku_id ORDER BY sku_id"
+        )
+        return [tuple(str(x) if i == 0 else int(x) for i, x in enumerate(row))  # type: ignore[misc]
+                for row in self._rows(sql, w.params)]
+
+    def funnel_people(self, w: Window) -> dict[str, int]:
+        """Distinct viewers shown any product, who tapped any product, who followed; joins of followers."""
+        sql = (
+            f"SELECT (SELECT uniqExact(user_id) FROM {self.db}.impressions WHERE {self._where()}), "
+            f"(SELECT uniqExact(user_id) FROM {self.db}.product_clicks WHERE {self._where()}), "
+            f"(SELECT uniqExact(user_id) FROM {self.db}.follows WHERE {self._where()}), "
+            f"(SELECT countIf(is_follower = true) FROM {self.db}.presence FINAL WHERE {self._where()} "
+            "AND action = 'join')"
+        )
+        shown, tapped, followed, follower_joins = self._rows(sql, w.params)[0]
+        return {"impression_viewers": int(shown), "click_viewers": int(tapped), "new_followers": int(followed),
+                "follower_entries": int(follower_joins)}
+
+    def entries_by_source(self, w: Window) -> list[tuple[str, int, int, int, int]]:
+        """(source, joins, joins of followers, joins of non-followers, joins that did not say) per source."""
+        sql = (
+            "SELECT ifNull(source, 'unknown') AS s, count(), countIf(is_follower = true), "
+            "countIf(is_follower = false), countIf(isNull(is_follower)) "
+            f"FROM {self.db}.presence FINAL WHERE {self._where()} AND action = 'join' GROUP BY s ORDER BY s"
+        )
+        return [(str(s), int(n), int(f), int(nf), int(u)) for s, n, f, nf, u in self._rows(sql, w.params)]
+
+    def conversion_by_source(self, w: Window) -> list[tuple[str, int, int]]:
+        """(source, viewers, buyers): each viewer counts for the source of their first join in the
+        window, and is a buyer when they have an accepted order attempted in the window."""
+        sql = (
+            "SELECT s, count(), countIf(user_id IN ("
+            f"  SELECT user_id FROM {self.db}.order_results FINAL"
+            f"  WHERE {self._where('attempt_ts')} AND status = 'accepted')) FROM ("
+            " SELECT user_id, argMin(ifNull(source, 'unknown'), (ts, event_id)) AS s"
+            f" FROM {self.db}.presence FINAL WHERE {self._where()} AND action = 'join' GROUP BY user_id"
+            ") GROUP BY s ORDER BY s"
+        )
+        return [(str(s), int(v), int(b)) for s, v, b in self._rows(sql, w.params)]
+
+    def host_actions(self, w: Window, limit: int) -> list[tuple[int, str, str, int, int, str, str]]:
+        """The host's actions in the window, oldest first: (ts ms, action, sku, stock, price cents, title, host)."""
+        sql = (
+            "SELECT toUnixTimestamp64Milli(ts), action, sku_id, ifNull(stock, 0), ifNull(price_cents, 0), "
+            f"ifNull(title, ''), host_id FROM {self.db}.host_actions FINAL WHERE {self._where()} "
+            "ORDER BY ts, event_id LIMIT {limit:UInt32}"
+        )
+        return [(int(t), str(a), str(s), int(st), int(p), str(ti), str(h))
+                for t, a, s, st, p, ti, h in self._rows(sql, {**w.params, "limit": limit})]

@@ -31,6 +31,12 @@ NATURAL_ID: dict[str, str] = {
     "room_counters": "(room_id, window_start)",
     "alerts": "alert_id",
     "dead_letters": "(source_topic, partition, offset, cityHash64(payload))",
+    "impressions": "event_id",
+    "product_clicks": "event_id",
+    "follows": "event_id",
+    "shares": "event_id",
+    "host_actions": "event_id",
+    "room_benchmarks": "(room_id, ts)",
 }
 
 

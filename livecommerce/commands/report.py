@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--from", dest="start", type=parse_time,
                        help="window start: ISO 8601 (UTC if no zone) or epoch ms")
     parser.add_argument("--to", dest="end", type=parse_time, help="window end (exclusive), with --from")
+    parser.add_argument("--compare", metavar="STREAM",
+                        help="compare with this earlier stream of the room (as --list shows it) instead of the "
+                             "previous one")
     parser.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     parser.add_argument("--csv", dest="csv_dir", help="also write the tables as CSV files into this directory")
     parser.add_argument("--list", action="store_true", help="list the room's streams and exit")
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     try:
         report = build_report(client, database, args.room, stream_id=args.stream, start_ms=args.start,
-                              end_ms=args.end, options=options)
+                              end_ms=args.end, compare=args.compare, options=options)
     except (NothingToReport, LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -99,7 +102,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out.write_text(render_html(report), encoding="utf-8")
     f = report.current.figures
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {report.current.label}, {f.unique_viewers:,} viewers, "
-          f"GMV paid ¥{f.gmv_paid_cents / 100:,.2f}")
+          f"GMV paid ¥{f.gmv_paid_cents / 100:,.2f}"
+          + (f", compared with {report.previous.label}" if report.previous else ""))
+    if report.benchmark is not None:
+        worst = ", ".join(f"{t.metric} {t.gap * 100:+.0f}% ({t.level})" for t in report.benchmark.worst
+                          if t.gap is not None)
+        print(f"against the median of {report.benchmark.streams} earlier stream(s): {worst}")
     if args.csv_dir:
         paths = export_csv(report, args.csv_dir)
         print(f"wrote {len(paths)} CSV files into {args.csv_dir}")

@@ -35,6 +35,7 @@ log = get_logger(__name__)
 STORED_TOPICS = (
     "comments", "scored-comments", "likes", "presence", "sale-config-applied", "payments",
     "order-results", "stock", "room-counters", "alerts", "dead-letters",
+    "impressions", "product-clicks", "follows", "shares", "host-actions", "room-benchmarks",
 )
 
 

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-CHARTS = ["chart-online", "chart-gmv", "chart-engagement", "chart-funnel", "chart-sentiment", "chart-skus"]
+CHARTS = ["chart-online", "chart-gmv", "chart-engagement", "chart-funnel", "chart-product-funnel", "chart-sources",
+          "chart-sentiment", "chart-skus",
+          # the 3 worst metrics against the benchmark (the previous day's stream is the whole history)
+          "chart-bench-0", "chart-bench-1", "chart-bench-2"]
 
 pytestmark = [
     pytest.mark.integration,
@@ -64,7 +67,11 @@ def test_report_renders_every_chart_offline(warehouse_db: tuple[Client, str], tm
                 assert page.locator(f"#{chart}.js-plotly-plot .main-svg").count() >= 1, chart
             # the curves carry data: the online line and the funnel bars are drawn, the titles are there
             assert page.locator("#chart-online .scatterlayer path.js-line").count() >= 2  # this and previous stream
-            assert page.locator("#chart-funnel .funnellayer .point").count() == 5
+            assert page.locator("#chart-funnel .funnellayer .point").count() == 6
+            # key events (sale open, pins, sold out, alerts, online peak) are drawn on every trend
+            for trend in ("chart-online", "chart-gmv", "chart-engagement"):
+                assert page.locator(f"#{trend} .shapelayer path").count() >= 5, trend
+                assert page.locator(f"#{trend} .legend .legendtext", has_text="sale open").count() == 1, trend
             assert "Sentiment timeline" in page.inner_text("#chart-sentiment")
             assert page.evaluate("typeof window.Plotly") == "object"
             hostile = page.locator("table.comments td", has_text='<script>alert("pwned")</script>')

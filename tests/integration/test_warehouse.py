@@ -16,14 +16,20 @@ from schemas.events import (
     Alert,
     Comment,
     DeadLetter,
+    Follow,
+    HostAction,
     Like,
     OrderAttempt,
     OrderResult,
     Payment,
     Presence,
+    ProductClick,
+    ProductImpression,
+    RoomBenchmark,
     RoomCounters,
     SaleConfig,
     ScoredComment,
+    Share,
     SkuStock,
     StockUpdate,
 )
@@ -58,8 +64,29 @@ def sample_events(seed: int, per_type: int = 60, rooms: int = 3) -> dict[str, li
         ev["like"].append(
             Like(event_id=f"l{i}", room_id=r, user_id=None if i % 3 else f"u{i}", count=rng.randint(1, 50), ts=ts())
         )
+        action = rng.choice(["join", "leave"])
         ev["presence"].append(
-            Presence(event_id=f"p{i}", room_id=r, user_id=f"u{i % 11}", action=rng.choice(["join", "leave"]), ts=ts())
+            Presence(event_id=f"p{i}", room_id=r, user_id=f"u{i % 11}", action=action, ts=ts(),
+                     source=rng.choice(["search", "ads", None]) if action == "join" else None,
+                     is_follower=rng.choice([True, False, None]) if action == "join" else None)
+        )
+        placement = rng.choice(["pinned", "shelf"])
+        ev["impression"].append(
+            ProductImpression(event_id=f"i{i}", room_id=r, sku_id=sku, user_id=f"u{i % 13}", placement=placement,
+                              ts=ts())
+        )
+        ev["product_click"].append(
+            ProductClick(event_id=f"k{i}", room_id=r, sku_id=sku, user_id=f"u{i % 13}", placement=placement, ts=ts())
+        )
+        ev["follow"].append(Follow(event_id=f"f{i}", room_id=r, user_id=f"u{i}", ts=ts()))
+        ev["share"].append(Share(event_id=f"sh{i}", room_id=r, user_id=f"u{i}", channel="wechat", ts=ts()))
+        ev["host_action"].append(
+            HostAction(event_id=f"h{i}", room_id=r, host_id=f"host-{r}", action="restock" if i % 2 else "pin",
+                       sku_id=sku, stock=5 if i % 2 else None, ts=ts())
+        )
+        ev["room_benchmark"].append(
+            RoomBenchmark(room_id=r, streams=i % 5, since=T0 - 14 * 86_400_000, ctr=0.05 if i % 2 else None,
+                          avg_watch_ms=61_000.5, gpm_cents=1234.5, ts=T0 + i)
         )
         ev["sale_config"].append(
             SaleConfig(
@@ -162,7 +189,8 @@ def test_migrations_apply_and_re_running_is_a_no_op(warehouse_db: tuple[Client, 
 def test_a_new_migration_is_applied_alone(warehouse_db: tuple[Client, str]) -> None:
     client, db = warehouse_db
     extra = Migration(
-        len(load_migrations()) + 1, "extra", "CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = Memory;"
+        max(m.version for m in load_migrations()) + 1, "extra",
+        "CREATE TABLE IF NOT EXISTS {db}.extra (x UInt8) ENGINE = Memory;",
     )
     assert migrate(client, db, [*load_migrations(), extra]) == [extra.version]
     assert client.query(f"EXISTS TABLE `{db}`.extra").result_rows[0][0] == 1

@@ -63,6 +63,11 @@ def test_timestamps_are_datetime64_ms_utc_and_optional_ones_nullable() -> None:
             "Map(String, Tuple(available UInt64, reserved UInt64, sold UInt64, total UInt64))",
         ),
         ("dead_letter", "partition", "Int64"),
+        ("presence", "source", "LowCardinality(Nullable(String))"),
+        ("presence", "is_follower", "Nullable(Bool)"),
+        ("impression", "placement", "LowCardinality(String)"),
+        ("host_action", "host_id", "String"),
+        ("room_benchmark", "ctr", "Nullable(Float64)"),
         ("dead_letter", "key", "Nullable(String)"),
         ("dead_letter", "payload", "String"),
     ],
@@ -94,6 +99,8 @@ def _strategy(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.none() | _strategy(inner[0])
     if isinstance(t, mi.IntType):
         return st.integers(t.ge if t.ge is not None else -(2**40), t.le if t.le is not None else 2**40)
+    if isinstance(t, mi.BoolType):
+        return st.booleans()
     if isinstance(t, mi.FloatType):
         return st.floats(t.ge if t.ge is not None else -1e9, t.le if t.le is not None else 1e9, allow_nan=False)
     if isinstance(t, mi.LiteralType):
