@@ -66,7 +66,11 @@ def _race(
         if i % 100 == 99:
             prod.flush(120)
             time.sleep(0.02)
-        if not killed and len(reader.results) >= 200:
+        if i == BUYERS // 4:  # a quarter sent: wait for the sale to be under way, then kill mid-sale
+            deadline = time.monotonic() + 120
+            while len(reader.results) < 100 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if not killed and len(reader.results) >= 100:
             if kill == "leader":
                 assert cluster.kill(_leader_of(settings, settings.topic("orders"), where[0]))
             else:

@@ -407,7 +407,7 @@ def test_a_like_is_acked_only_once_it_is_in_kafka_and_a_failed_write_is_reported
             delete_topics(s, prefix=s.topic("likes"))
             await send_json(ws, {"type": "like", "count": 3, "event_id": "tap-1", "ref": "first"})
             failed = (await recv_until(ws, lambda m: m.get("ref") == "first", timeout=60))[-1]
-            create_topics(s)
+            create_topics(s, TOPICS.values())
             deadline = time.monotonic() + 60
             while True:  # the producer may need a moment to see the topic again; each try is one retry
                 await send_json(ws, {"type": "like", "count": 3, "event_id": "tap-1", "ref": "retry"})

@@ -129,7 +129,7 @@ def test_migration_0004_backfills_and_running_it_again_changes_nothing(chdb_clie
         insert_events(client, "scored_comment", scored[:1], database=db)
         old = client.query(f"SELECT sum(scored_comments) FROM `{db}`.room_minute").result_rows[0][0]
         assert old == 6  # the old view counted the copy
-        assert migrate(client, db) == [4]
+        assert migrate(client, db)[0] == 4  # and any later migrations after it
         assert _rollup(client, db)[("r1", T0)]["scored_comments"] == 5
         for statement in split_statements(render(migrations[3].sql, db)):
             client.command(statement)
@@ -164,6 +164,8 @@ def edge_events(draw: st.DrawFn, tag: str) -> Any:
             kwargs[name] = draw(st.sampled_from([t.ge if t.ge is not None else 0, t.le]))
         if tag == "sale_config":
             kwargs["starts_at"], kwargs["ends_at"] = MIN_TS_MS, MAX_TS_MS
+        if tag == "presence":  # a traffic source and the follower flag belong to a join only
+            kwargs["action"] = "join"
         try:
             return validate(cls(**kwargs))
         except (ValueError, TypeError):
