@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from base.kafka_admin import create_topics
 from base.settings import Settings
-from schemas import Comment, Like, Payment, ScoredComment, decode
+from schemas import TOPICS, Comment, Like, Payment, ScoredComment, decode
 from tests.fixtures.kafka import consume_all
 from tests.integration.test_gateway import (
     WAIT,
