@@ -46,9 +46,17 @@ class ActionRejected(ValueError):
 
 
 def derived_id(*parts: str) -> str:
-    """A stable event id from its parts, hashed when the plain form would exceed the 64-character Id."""
+    """A stable event id from its parts: ``a:b:c`` when that is unambiguous and fits the 64-character Id,
+    else a hash of the parts, each prefixed by its length.
+
+    Injective on purpose: user ids and client keys may contain ``:`` themselves, and the plain join
+    would then give user ``ev`` with key ``il:x`` and user ``ev:il`` with key ``x`` one id.  The hash
+    (40 hex digits, no ``:``) never equals a plain id of two or more parts."""
     plain = ":".join(parts)
-    return plain if len(plain) <= 64 else hashlib.sha256(plain.encode()).hexdigest()[:40]
+    if len(plain) <= 64 and not any(":" in part for part in parts):
+        return plain
+    encoded = "".join(f"{len(part)}.{part}" for part in parts)
+    return hashlib.sha256(encoded.encode()).hexdigest()[:40]
 
 
 def scoped_id(kind: str, user: str, key: str) -> str:

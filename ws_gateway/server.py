@@ -12,6 +12,7 @@ HTTP routes: ``/`` (the dashboard), ``/healthz`` and ``/metrics``; the websocket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import time
@@ -152,6 +153,7 @@ class Gateway:
         self.settings = settings
         self.config = config
         self.instance_id = config.instance_id or uuid.uuid4().hex[:12]
+        self._stopping = asyncio.Event()  # set when the gateway stops: handlers drop queued frames
         self.epoch = f"{self.instance_id}-{int(wall_s())}"
         self.policy = BufferPolicy(config.buffer_high_water, config.buffer_limit, config.max_behind_s)
         self.rooms: dict[str, RoomState] = {}
@@ -188,6 +190,7 @@ class Gateway:
         """
         loop = asyncio.get_running_loop()
         self._failed = loop.create_future()
+        self._stopping = asyncio.Event()
         self.reader = OutputReader(self.settings, self.instance_id, self.config.lookback_s, loop,
                                    self.on_batch, self._on_fatal, self.restart_policy)
         self.reader.start()
@@ -208,6 +211,7 @@ class Gateway:
                 if ready is not None and not ready.done():
                     ready.set_result(port)
                 await asyncio.wait([stop, self._failed], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+                self._stopping.set()  # handlers stop reading queued frames: the close does not wait for them
         finally:
             await self.supervisor.stop()
             self._produce_likes(force=True)
@@ -318,6 +322,10 @@ class Gateway:
             if claims.order_results_of is not None:
                 self.hub.add_viewer(ws, *claims.order_results_of)
             async for raw in ws:
+                if self._stopping.is_set() or ws.state is not State.OPEN:
+                    # shutting down, or the client already closed: frames it left queued are not worth
+                    # a stop that waits minutes (each throttled frame costs its penalty)
+                    return
                 if ws not in self.lags:  # closed by the gateway (slow, expired, abusive): let its close finish,
                     await self._closed(ws)  # or returning would close with 1000 first
                     return
@@ -330,7 +338,8 @@ class Gateway:
                     await self._closed(ws)
                     return
                 if penalty > 0:  # throttle: this socket's next frame is read later; nobody else waits
-                    await asyncio.sleep(penalty)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), timeout=penalty)
         except ConnectionClosed:
             pass
         finally:

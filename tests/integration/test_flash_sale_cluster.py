@@ -17,6 +17,7 @@ import pytest
 from base.cluster import LocalCluster
 from base.settings import Settings
 from schemas import OrderAttempt, OrderResult, SaleConfig
+from tests.fixtures.kafka import consume_all
 from tests.integration.test_flash_sale_race import ResultReader, Worker, producer, send
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,8 @@ def _race(
         starts_at=now - 1000, ends_at=now + 3_600_000, per_user_limit=1, reservation_ttl_s=900, ts=now,
     ), where)
     prod.flush(60)
+    # the worker owns the SKU and opened the sale (a backlog read topic by topic could see orders first)
+    assert len(consume_all(settings, "stock", expected=1, timeout=120)) == 1
     sent: Counter[str] = Counter()
     killed = False
     for i in range(BUYERS):

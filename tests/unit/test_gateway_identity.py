@@ -142,3 +142,14 @@ def test_a_token_whose_ids_cannot_become_event_fields_is_refused(sub: str, room:
     with pytest.raises(AuthError) as refused:
         verify_token(SECRET, token, now_s=NOW_S)
     assert refused.value.code == CloseCode.TOKEN_INVALID
+
+
+@given(st.lists(st.text(alphabet="ab:", min_size=1, max_size=4), min_size=3, max_size=3),
+       st.lists(st.text(alphabet="ab:", min_size=1, max_size=4), min_size=3, max_size=3))
+def test_derived_ids_of_different_parts_never_collide(one: list[str], other: list[str]) -> None:
+    """The outside attack's shape: user ``ev`` with key ``il:x`` and user ``ev:il`` with key ``x``."""
+    from ws_gateway.actions import derived_id
+
+    if one != other:
+        assert derived_id(*one) != derived_id(*other)
+    assert derived_id("comment", "ev", "il:x") != derived_id("comment", "ev:il", "x")
