@@ -6,9 +6,10 @@ Two runtimes over the same committed files in ``sentiment/model/``:
 - ``torch``: the fp16 safetensors loaded into transformers' ``BertForSequenceClassification`` in
   fp32; the reference the int8 graph is checked against (same labels within tolerance).
 
-int8 note: dynamic quantisation computes activation scales per batch, so a comment's score can move
-by about a hundredth with its batch neighbours (labels rarely change); the cache keeps the first
-answer, which makes repeats of a comment consistent within a process.
+Batch independence: the int8 graph is *statically* quantised (activation scales fixed at export),
+and padding is masked out of attention, so a comment's score is the same alone or in any batch
+(up to float rounding, far below 0.01; tests/unit/test_sentiment_batch_independence.py).  The old
+dynamic int8 graph computed activation scales per batch, which moved scores by up to 0.35.
 
 Both are offline by construction: they read local files only (``HF_HUB_OFFLINE=1`` is set too).
 """
@@ -71,6 +72,8 @@ class OnnxModel:
     name = "onnx-int8"
 
     def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 0, file: str = "model.int8.onnx") -> None:
+        if not (model_dir / file).exists():
+            raise FileNotFoundError(f"no sentiment model at {model_dir / file} (livecommerce sentiment train/export)")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

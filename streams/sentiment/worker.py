@@ -55,7 +55,7 @@ import asyncio
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -72,7 +72,7 @@ from streams.app import create_app, declare_topics
 from streams.sentiment.core import process_batch
 
 if TYPE_CHECKING:
-    from faust.types import StreamT, TopicT
+    from faust.types import EventT, StreamT, TopicT
     from faust.types.tuples import RecordMetadata
 
     from sentiment.scorer import SentimentScorer
@@ -92,6 +92,9 @@ CACHE_HIT_RATE = Gauge("lc_sentiment_cache_hit_rate", "Share of comments answere
 #: costs far less per comment at 64 than one at a time, and a quiet room must not wait for 64.
 BATCH_SIZE = 64
 MAX_WAIT_MS = 50.0
+
+#: Batches whose records may wait for the broker's acks while the next one is scored.
+IN_FLIGHT = 2
 
 #: Exit status when a batch failed (see the module docstring: exiting before Faust commits).
 EXIT_BATCH_FAILED = 70
@@ -120,7 +123,9 @@ class SentimentAgent:
         self.max_wait_ms = max_wait_ms
         self.mood = MoodTracker(policy)
         self.stats: Counter[str] = Counter()
+        self.timing: Counter[str] = Counter()
         self._topics: dict[str, TopicT] = {}
+        self._app: faust.App
 
     @property
     def scorer(self) -> SentimentScorer:
@@ -133,20 +138,45 @@ class SentimentAgent:
 
     def attach(self, app: faust.App) -> None:
         """Register the agent on ``comments`` and a progress timer with ``app``."""
+        self._app = app
         self._topics = declare_topics(app, self.settings)
         app.agent(self._topics["comments"], name="sentiment", concurrency=1)(self.process)
         app.timer(PROGRESS_EVERY_S)(self._log_progress)
 
     async def process(self, stream: StreamT[bytes]) -> None:
-        """The agent: one batch at a time; the batch is acked when the loop asks for the next."""
-        async for batch in stream.take(self.batch_size, within=self.max_wait_ms / 1000):
-            try:
-                await self.handle(batch)
-            except Exception as exc:  # any failure must end the process before Faust commits
-                self._exit_uncommitted(exc)
+        """The agent: take a batch without acking it, score it and hand its records to the producer,
+        then ack its messages only once the broker acknowledged every record (a task per batch, so
+        the next batch is scored while this one's acks travel).  At most :data:`IN_FLIGHT` batches
+        wait for acks; a stop waits for them, so a graceful stop commits everything it produced."""
+        pending: deque[asyncio.Task[None]] = deque()
+        try:
+            async for events in stream.noack_take(self.batch_size, within=self.max_wait_ms / 1000):
+                try:
+                    acks = await self.handle([e.value for e in events])
+                except Exception as exc:  # any failure must end the process before Faust commits
+                    self._exit_uncommitted(exc)
+                pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, acks)))
+                while pending and (pending[0].done() or len(pending) > IN_FLIGHT):
+                    await pending.popleft()
+        finally:
+            if pending:
+                await asyncio.shield(asyncio.gather(*pending))
 
-    async def handle(self, batch: Sequence[bytes | None]) -> None:
-        """Decode, score, produce; return once the broker acknowledged every produced record."""
+    async def _ack_when_acknowledged(
+        self, stream: StreamT[bytes], events: Sequence[EventT], acks: Sequence[asyncio.Future[RecordMetadata]],
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*acks)  # raises if any record was not acknowledged
+        except Exception as exc:
+            self._exit_uncommitted(exc)
+        self.timing["ack_wait_s"] += time.perf_counter() - started
+        for event in events:
+            await stream.ack(event)
+
+    async def handle(self, batch: Sequence[bytes | None]) -> list[asyncio.Future[RecordMetadata]]:
+        """Decode, score and hand every record to the producer; return the futures of their acks."""
+        t0 = time.perf_counter()
         comments: list[Comment] = []
         for raw in batch:
             try:
@@ -161,19 +191,26 @@ class SentimentAgent:
                 SKIPPED.inc()
                 log.debug("sentiment_skipped_invalid", reason=exc.reason)
         if not comments:
-            return
-        started = time.perf_counter()
+            return []
+        t1 = time.perf_counter()
         sentiments = await asyncio.to_thread(self.scorer.score, [c.text for c in comments])
-        BATCH_SECONDS.observe(time.perf_counter() - started)
+        t2 = time.perf_counter()
+        BATCH_SECONDS.observe(t2 - t1)
         records, alerts = process_batch(comments, sentiments, self.mood)
-        scored_topic, alerts_topic = self._topics["scored-comments"], self._topics["alerts"]
-        pending: list[asyncio.Future[RecordMetadata]] = []
+        producer = self._app.producer
+        scored_name = self._topics["scored-comments"].get_topic_name()
+        alerts_name = self._topics["alerts"].get_topic_name()
+        acks: list[asyncio.Future[RecordMetadata]] = []
         for rec in records:
-            pending.append(await _send(scored_topic, rec.room_id.encode(), encode(rec)))
+            acks.append(asyncio.ensure_future(
+                await producer.send(scored_name, rec.room_id.encode(), encode(rec), None, None, None)
+            ))
         for alert in alerts:
-            pending.append(await _send(alerts_topic, alert.room_id.encode(), encode(alert)))
+            acks.append(asyncio.ensure_future(
+                await producer.send(alerts_name, alert.room_id.encode(), encode(alert), None, None, None)
+            ))
             log.warning("sentiment_alert", room=alert.room_id, alert_level=alert.level, share=alert.value)
-        await asyncio.gather(*pending)  # raises if any record was not acknowledged
+        t3 = time.perf_counter()
         for rec in records:
             SCORED.labels(rec.label).inc()
         for alert in alerts:
@@ -181,22 +218,25 @@ class SentimentAgent:
         self.stats["scored"] += len(records)
         self.stats["alerts"] += len(alerts)
         self.stats["batches"] += 1
+        self.timing["decode_s"] += t1 - t0
+        self.timing["score_s"] += t2 - t1
+        self.timing["produce_s"] += t3 - t2
         CACHE_HIT_RATE.set(self.scorer.cache.hit_rate)
+        return acks
 
     async def _log_progress(self) -> None:
         if self.stats:
-            log.info("sentiment_progress", **dict(self.stats))
+            log.info("sentiment_progress", **dict(self.stats), **self._timing())
+
+    def _timing(self) -> dict[str, float]:
+        """Where the agent's time went (seconds, cumulative): decode, score (the thread hop included),
+        produce (handing records to the producer), ack_wait (inside the ack tasks, overlapped)."""
+        return {k: round(v, 3) for k, v in self.timing.items()}
 
     def _exit_uncommitted(self, exc: BaseException) -> None:
         log.critical("sentiment_batch_failed", error=repr(exc), exc_info=exc, **dict(self.stats))
         logging.shutdown()  # flush the log handlers: os._exit skips interpreter clean-up
         os._exit(EXIT_BATCH_FAILED)
-
-
-async def _send(topic: TopicT, key: bytes, value: bytes) -> asyncio.Future[RecordMetadata]:
-    """Hand one record to Faust's producer; the returned future resolves on the broker's ack."""
-    fut = await topic.send(key=key, value=value)
-    return asyncio.ensure_future(fut)
 
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
@@ -224,5 +264,5 @@ def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:  # mode's Worker always ends with sys.exit
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    log.info("sentiment_stopped", worker=worker_id, status=status, **dict(agent.stats))
+    log.info("sentiment_stopped", worker=worker_id, status=status, **dict(agent.stats), **agent._timing())
     return status
