@@ -95,13 +95,13 @@ def convert(out: Path = OUT, check: bool = True) -> Any:
     from transformers import BertConfig, BertModel
 
     base = ensure_base(out)
-    model = BertModel(BertConfig(**CONFIG), add_pooling_layer=False)
+    model = BertModel(BertConfig(**CONFIG), add_pooling_layer=False)  # type: ignore[no-untyped-call]
     state = state_dict_from_onnx(base / ONNX_NAME)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
         raise ValueError(f"base conversion: missing {missing}, unexpected {unexpected}")
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     if check:
         import onnxruntime as ort
 

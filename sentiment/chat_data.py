@@ -46,7 +46,7 @@ def dev_of(text: str) -> bool:
 def _label(value: str, path: Path, line: int) -> Label:
     if value not in LABELS:
         raise ValueError(f"{path}:{line}: unknown label {value!r} (expected one of {LABELS})")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def read_pass_files(directory: Path = TRAIN_DIR) -> list[Example]:

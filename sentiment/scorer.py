@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -135,6 +136,10 @@ def to_sentiments(probs: np.ndarray) -> list[Sentiment]:
     return [Sentiment(LABELS[b], float(s), float(c)) for b, s, c in zip(best, score, conf, strict=True)]
 
 
+#: Normalisation is pure and chat repeats itself, so raw texts map to their keys through a cache too.
+_cached_normalize = lru_cache(maxsize=65_536)(normalize)
+
+
 class SentimentScorer:
     """Batched, cached scoring of raw comment texts."""
 
@@ -148,7 +153,7 @@ class SentimentScorer:
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
         """One Sentiment per text, in order.  Only texts whose normalised form is not cached reach
         the model, each once per call, in length-sorted batches of at most ``batch_size``."""
-        keys = [normalize(t) for t in texts]
+        keys = [_cached_normalize(t) for t in texts]
         results: list[Sentiment | None] = [None] * len(keys)
         missing: dict[str, list[int]] = {}
         for i, key in enumerate(keys):

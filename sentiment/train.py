@@ -152,9 +152,9 @@ def teacher_from_base(cfg: TrainConfig) -> Any:
     from sentiment.base_model import CONFIG, convert
 
     base = convert()
-    model = BertForSequenceClassification(
-        BertConfig(**CONFIG, num_labels=3, id2label=dict(enumerate(LABELS)), label2id=LABEL_TO_ID)
-    )
+    options: dict[str, Any] = {**CONFIG, "num_labels": 3, "id2label": {i: str(v) for i, v in enumerate(LABELS)},
+                               "label2id": dict(LABEL_TO_ID)}
+    model = BertForSequenceClassification(BertConfig(**options))  # type: ignore[no-untyped-call]
     missing, unexpected = model.bert.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("pooler.") for k in missing), (missing, unexpected)
     return model
@@ -169,8 +169,9 @@ def student_from_teacher(teacher: Any, cfg: TrainConfig) -> Any:
     student = copy.deepcopy(teacher)
     layers = torch.nn.ModuleList([student.bert.encoder.layer[i] for i in cfg.student_layers])
     for layer in layers:
-        w_in = layer.intermediate.dense  # (ffn, hidden)
-        w_out = layer.output.dense  # (hidden, ffn)
+        block: Any = layer
+        w_in: Any = block.intermediate.dense  # (ffn, hidden)
+        w_out: Any = block.output.dense  # (hidden, ffn)
         importance = w_in.weight.norm(dim=1) * w_out.weight.norm(dim=0)
         keep = importance.argsort(descending=True)[: cfg.student_ffn].sort().values
         new_in = torch.nn.Linear(w_in.in_features, len(keep))
@@ -179,8 +180,8 @@ def student_from_teacher(teacher: Any, cfg: TrainConfig) -> Any:
         new_out = torch.nn.Linear(len(keep), w_out.out_features)
         new_out.weight.data = w_out.weight.data[:, keep].clone()
         new_out.bias.data = w_out.bias.data.clone()
-        layer.intermediate.dense = new_in
-        layer.output.dense = new_out
+        block.intermediate.dense = new_in
+        block.output.dense = new_out
     student.bert.encoder.layer = layers
     student.config.num_hidden_layers = len(layers)
     student.config.intermediate_size = cfg.student_ffn
@@ -223,7 +224,7 @@ def _run_phase(
                 soft = teacher(input_ids=x, attention_mask=m).logits
             kd = F.kl_div(F.log_softmax(logits / temp, -1), F.softmax(soft / temp, -1), reduction="batchmean")
             loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kd * temp * temp
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -255,12 +256,13 @@ def dev_accuracy(model: Any, tok: Any, rows: Sequence[Example]) -> dict[str, flo
             idx = order[s : s + 64]
             x, m = _tensors([enc[i] for i in idx])
             probs[idx] = torch.softmax(model(input_ids=x, attention_mask=m).logits, -1).numpy()
-    gold = np.array([LABEL_TO_ID[r.label] for r in rows])
+    gold = [LABEL_TO_ID[r.label] for r in rows]
     out = {"three_class": round(three_class_accuracy(probs, gold), 4), "polar": round(polar_accuracy(probs, gold), 4)}
     for lang in ("zh", "en", "mixed"):
         sel = np.array([r.lang == lang for r in rows])
         if sel.any():
-            out[f"polar_{lang}"] = round(polar_accuracy(probs[sel], gold[sel]), 4)
+            mine = [g for g, keep in zip(gold, sel, strict=True) if keep]
+            out[f"polar_{lang}"] = round(polar_accuracy(probs[sel], mine), 4)
     return out
 
 
@@ -269,8 +271,13 @@ TEACHER_DIR = Path(__file__).resolve().parent / "runs" / "teacher"
 
 def train(
     cfg: TrainConfig, out_dir: Path = MODEL_DIR, progress: Progress | None = None, teacher_dir: Path | None = None,
+    init_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Teacher (or the one saved in ``teacher_dir`` by an earlier run), then student; export the student."""
+    """Teacher (or the one saved in ``teacher_dir`` by an earlier run), then student; export the student.
+
+    ``init_dir``: start the student from a model an earlier run exported there (a second stage: more
+    steps on another mix); its ``train_summary.json`` is kept in this run's summary as ``init``.
+    """
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification
@@ -294,12 +301,18 @@ def train(
     }
     saved = teacher_dir is not None and (teacher_dir / "teacher_summary.json").exists()
     teacher: Any = None
-    if not saved and cfg.teacher_steps == 0:
+    if init_dir is not None:
+        student = BertForSequenceClassification.from_pretrained(str(init_dir), local_files_only=True,
+                                                                dtype=torch.float32)
+        summary["init"] = json.loads((init_dir / "train_summary.json").read_text())
+        summary["teacher"] = summary["init"].get("teacher")
+    elif not saved and cfg.teacher_steps == 0:
         summary["teacher"] = None
         student = student_from_teacher(teacher_from_base(cfg), cfg)
     elif saved:
         assert teacher_dir is not None
-        teacher = BertForSequenceClassification.from_pretrained(str(teacher_dir), local_files_only=True).eval()
+        teacher = BertForSequenceClassification.from_pretrained(str(teacher_dir), local_files_only=True)
+        teacher.eval()
         summary["teacher"] = json.loads((teacher_dir / "teacher_summary.json").read_text())
     else:
         teacher_dir = teacher_dir or TEACHER_DIR
@@ -392,7 +405,7 @@ def quantize(fp32: Path, int8: Path, tok_path: Path, max_length: int, calibratio
     texts = sorted(calibration, key=len)
     batches = [texts[i : i + 32] for i in range(0, len(texts), 32)]
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.it = iter(batches)
 
@@ -427,7 +440,8 @@ def reexport(model_dir: Path = MODEL_DIR, cfg: TrainConfig | None = None) -> Non
     cfg = cfg or TrainConfig()
     model = BertForSequenceClassification.from_pretrained(
         str(model_dir), dtype=torch.float32, local_files_only=True, attn_implementation="eager"
-    ).eval()  # type: ignore[no-untyped-call]
+    )
+    model.eval()  # type: ignore[no-untyped-call]
     data = training_data()
     calib = [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(data.chat, cfg.calibration_texts)]
     export(model, ensure_base() / TOKENIZER_NAME, model_dir, cfg, calib)

