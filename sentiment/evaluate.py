@@ -54,7 +54,8 @@ def held_out_sets() -> dict[str, list[Example]]:
 
 
 def _metrics(probs: np.ndarray, gold: Sequence[int]) -> dict[str, Any]:
-    res: dict[str, Any] = {"n": len(gold), "polar_accuracy": round(polar_accuracy(probs, gold), 4)}
+    polar = polar_accuracy(probs, gold)
+    res: dict[str, Any] = {"n": len(gold), "polar_accuracy": None if math.isnan(polar) else round(polar, 4)}
     if any(g == LABEL_TO_ID["neutral"] for g in gold):
         res["three_class_accuracy"] = round(three_class_accuracy(probs, gold), 4)
     return res
@@ -82,10 +83,12 @@ def format_table(results: dict[str, Any]) -> str:
     """One line per set, per language and per phenomenon: n, polar and three-class accuracy."""
     lines = [f"{'set':12s} {'group':22s} {'n':>5s} {'polar':>7s} {'3-class':>7s}"]
 
+    def pct(value: float | None) -> str:
+        return "      -" if value is None or math.isnan(value) else f"{value * 100:6.1f}%"
+
     def row(name: str, group: str, res: dict[str, Any]) -> str:
-        three = res.get("three_class_accuracy")
-        return (f"{name:12s} {group:22s} {res['n']:5d} {res['polar_accuracy'] * 100:6.1f}% "
-                + (f"{three * 100:6.1f}%" if three is not None else "      -"))
+        polar, three = pct(res.get("polar_accuracy")), pct(res.get("three_class_accuracy"))
+        return f"{name:12s} {group:22s} {res['n']:5d} {polar} {three}"
 
     for name, res in results.items():
         lines.append(row(name, "all", res))

@@ -141,7 +141,10 @@ class SentimentAgent:
         if self._scorer is None:
             from sentiment.scorer import load_scorer
 
-            self._scorer = load_scorer("onnx")
+            # One core fewer than the machine for the model's intra-op threads: the event loop
+            # (Kafka fetch, decode, produce, acks: ~0.5 ms per comment, profiled) runs beside it
+            # and must not fight it for a core.
+            self._scorer = load_scorer("onnx", threads=max(1, (os.cpu_count() or 2) - 1))
         return self._scorer
 
     def attach(self, app: faust.App) -> None:
