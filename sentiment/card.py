@@ -159,6 +159,18 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         "|---|---|---|---|---|---|---|---|",
         *_stage_rows(chain),
         "",
+        "To reproduce (then copy the last output's files here and run `livecommerce sentiment eval --write`):",
+        "",
+        "```bash",
+        *[
+            f"livecommerce sentiment train --student-steps {run['config']['student_steps']} "
+            f"--student-lr {run['config']['student_lr']} --chat-share {run['config']['chat_share']} "
+            f"--review-share {run['config']['review_share']}"
+            + (f" --init sentiment/runs/stage{i - 1}" if i > 1 else "") + f" --out sentiment/runs/stage{i}"
+            for i, run in enumerate(chain, start=1)
+        ],
+        "```",
+        "",
         "- Dev split: 10 % of the pass-written comments by a hash of their text; the only set used to tune.",
         "- **Overlap filter** (`sentiment/overlap.py`): every training item whose normalised text (NFKC, lower",
         "  case, emoji as words, punctuation and spaces dropped) equals an evaluation item's, or whose character",
