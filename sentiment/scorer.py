@@ -6,9 +6,10 @@ Two runtimes over the same committed files in ``sentiment/model/``:
 - ``torch``: the fp16 safetensors loaded into transformers' ``BertForSequenceClassification`` in
   fp32; the reference the int8 graph is checked against (same labels within tolerance).
 
-int8 note: dynamic quantisation computes activation scales per batch, so a comment's score can move
-by about a hundredth with its batch neighbours (labels rarely change); the cache keeps the first
-answer, which makes repeats of a comment consistent within a process.
+Batch independence: the int8 graph is *statically* quantised (activation scales fixed at export),
+and padding is masked out of attention, so a comment's score is the same alone or in any batch
+(up to float rounding, far below 0.01; tests/unit/test_sentiment_batch_independence.py).  The old
+dynamic int8 graph computed activation scales per batch, which moved scores by up to 0.35.
 
 Both are offline by construction: they read local files only (``HF_HUB_OFFLINE=1`` is set too).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,6 +73,8 @@ class OnnxModel:
     name = "onnx-int8"
 
     def __init__(self, model_dir: Path = MODEL_DIR, threads: int = 0, file: str = "model.int8.onnx") -> None:
+        if not (model_dir / file).exists():
+            raise FileNotFoundError(f"no sentiment model at {model_dir / file} (livecommerce sentiment train/export)")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -132,6 +136,10 @@ def to_sentiments(probs: np.ndarray) -> list[Sentiment]:
     return [Sentiment(LABELS[b], float(s), float(c)) for b, s, c in zip(best, score, conf, strict=True)]
 
 
+#: Normalisation is pure and chat repeats itself, so raw texts map to their keys through a cache too.
+_cached_normalize = lru_cache(maxsize=65_536)(normalize)
+
+
 class SentimentScorer:
     """Batched, cached scoring of raw comment texts."""
 
@@ -145,7 +153,7 @@ class SentimentScorer:
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
         """One Sentiment per text, in order.  Only texts whose normalised form is not cached reach
         the model, each once per call, in length-sorted batches of at most ``batch_size``."""
-        keys = [normalize(t) for t in texts]
+        keys = [_cached_normalize(t) for t in texts]
         results: list[Sentiment | None] = [None] * len(keys)
         missing: dict[str, list[int]] = {}
         for i, key in enumerate(keys):

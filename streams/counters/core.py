@@ -22,7 +22,13 @@ Definitions (what the dashboard shows):
   1,000 unique viewers;
 - ``late_events`` counts, since the stream started, events (stock updates aside) whose window had
   already closed when they arrived;
-- ``stock`` holds the newest update (by event time) of each SKU of the room.
+- ``stock`` holds the newest update (by event time) of each SKU of the room;
+- ``sentiment_avg`` and ``negative_share`` are the room's **mood over the rolling 60 s** of event
+  time ending at the window's end: mean score and negative share of the scored comments, kept by
+  :func:`sentiment.mood.add_to_window` and read by :func:`sentiment.mood.window_mood` with the
+  alerts' window, the same functions the sentiment job's negative-opinion alerts use (a 1-s
+  window read 0.00 between comments while an alert said 30 % of the minute was negative).  Its
+  buckets live in the room state, so a restore from the changelog continues the same mood.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from schemas.events import (
     SkuStock,
     StockUpdate,
 )
+from sentiment.mood import MoodPolicy, add_to_window, window_mood
 from streams.counters.windows import (
     DEFAULT_ALLOWED_LATENESS_MS,
     DEFAULT_IDLE_MS,
@@ -112,6 +119,10 @@ class RoomState(msgspec.Struct, kw_only=True):
     wm_value: int = NO_TIME
     #: A late event or a stock update arrived that no snapshot has shown yet.
     unshown: bool = False
+    #: The rolling mood's per-second buckets ({second: [negatives, comments, score sum]}) and the
+    #: newest scored comment's ts (sentiment.mood.add_to_window): changelogged like the rest.
+    mood: dict[int, list[float]] = msgspec.field(default_factory=dict)
+    mood_newest_ts: int = 0
 
 
 class Viewer(msgspec.Struct, array_like=True):
@@ -179,6 +190,7 @@ class PartitionCounters:
         self._dirty_viewers: set[tuple[str, str]] = set()
         self._new_buyers: set[tuple[str, str]] = set()
         self._new_orders: set[tuple[str, str]] = set()
+        self.mood_window_ms = MoodPolicy().window_ms
         self._apply: dict[type[Event], Callable[[Room, Event], None]] = {
             Comment: self._comment,
             Like: self._like,
@@ -251,6 +263,10 @@ class PartitionCounters:
 
     def _scored(self, room: Room, event: Event) -> None:
         assert isinstance(event, ScoredComment)
+        state = room.state
+        state.mood_newest_ts, _ = add_to_window(
+            state.mood, state.mood_newest_ts, event.ts, event.label == "negative", event.score, self.mood_window_ms
+        )
         agg = self._window(room, event.ts)
         if agg is not None:
             agg.sentiment_sum += event.score
@@ -351,6 +367,7 @@ class PartitionCounters:
         online = len(room.online)
         if online > state.peak_online:
             state.peak_online = online
+        mood = window_mood(state.mood, end - 1, self.mood_window_ms)
         rolling = state.rolling
         if agg.comments or agg.likes or agg.gmv_paid_cents:
             rolling.append((start, agg.comments, agg.likes, agg.gmv_paid_cents))
@@ -385,8 +402,8 @@ class PartitionCounters:
             unique_buyers=state.unique_buyers,
             conversion_rate=state.unique_buyers / viewers if viewers else 0.0,
             gpm_cents=state.gmv_paid_cents_total * 1000 / viewers if viewers else 0.0,
-            sentiment_avg=agg.sentiment_sum / agg.sentiment_n if agg.sentiment_n else None,
-            negative_share=agg.negative_n / agg.sentiment_n if agg.sentiment_n else None,
+            sentiment_avg=mood.score_avg,
+            negative_share=mood.negative_share,
             late_events=state.late_events,
             stock={
                 sku: SkuStock(available=e.available, reserved=e.reserved, sold=e.sold, total=e.total)

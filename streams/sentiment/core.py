@@ -63,7 +63,7 @@ def process_batch(
     alerts: list[Alert] = []
     for comment, sentiment in zip(comments, sentiments, strict=True):
         out.append(scored(comment, sentiment))
-        rise = mood.observe(comment.room_id, comment.ts, sentiment.label == "negative")
+        rise = mood.observe(comment.room_id, comment.ts, sentiment.label == "negative", sentiment.score)
         if rise is not None:
             alerts.append(to_alert(rise))
     return out, alerts

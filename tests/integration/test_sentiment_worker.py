@@ -7,7 +7,7 @@
   by this job; SIGTERM stops the worker cleanly (status 0);
 - a worker killed with SIGKILL mid-stream and restarted ends with every valid comment scored: the
   job is at least once (see the worker's docstring), so a replayed comment may be scored twice,
-  and its copies agree on everything but int8 batch noise in the score.
+  and its copies agree on everything, the score within float rounding (static int8).
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ NEUTRAL = ["来了", "多少钱", "how much", "有XL码吗"]
 EXPECTED_LABEL = {normalize_text(t): label for texts, label in ((HAPPY, "positive"), (ANGRY, "negative"),
                                                                 (NEUTRAL, "neutral")) for t in texts}
 SOUR_FROM = 120
-#: int8 dynamic quantisation scales activations per batch: the same text scored in two different
-#: batches (e.g. before and after a restart) differs by < 0.03 for most texts here, but by up to
-#: ~0.35 for "退钱" and "来了" (measured over random batch mixes of these texts; labels held).
-BATCH_NOISE = 0.5
+#: The model is statically quantised (fixed activation scales), so the same text scored in two
+#: different batches (e.g. before and after a restart) gets the same score up to float rounding;
+#: the dynamic int8 model this replaced differed by up to ~0.35.
+BATCH_NOISE = 0.01
 
 
 class WorkerProcess:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentiment.mood import MoodAlert, MoodPolicy, MoodTracker
@@ -103,3 +103,42 @@ def test_share_matches_a_recount_of_the_window_and_alerts_only_rise(stream: list
             assert len(window) >= POLICY.min_comments
             assert alert.negative_share >= alert.threshold
         last_level[room] = level
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(-3_000, 2_500), st.sampled_from(["positive", "neutral", "negative"])),
+        min_size=1, max_size=300,
+    )
+)
+def test_the_gauge_shows_the_same_60_s_mood_the_alert_measures(steps: list[tuple[int, str]]) -> None:
+    """The sentiment job's alerts (MoodTracker inside process_batch) and the counters job's gauge
+    (sentiment_avg / negative_share of the room snapshot) fed the same scored comments: after every
+    comment both hold the same window, and every alert's share is the gauge's share at that moment."""
+    from schemas.events import Comment
+    from sentiment.labels import Sentiment
+    from sentiment.mood import window_mood
+    from streams.counters.core import PartitionCounters
+    from streams.sentiment.core import process_batch
+
+    tracker = MoodTracker()
+    counters = PartitionCounters()
+    window_ms = MoodPolicy().window_ms
+    ts = 1_700_000_000_000
+    alerts = 0
+    for i, (jump, label) in enumerate(steps):
+        ts = max(ts + jump, 1_700_000_000_000)  # mostly forward, sometimes a late comment
+        comment = Comment(event_id=f"c{i}", room_id="r", user_id="u", text="x", ts=ts)
+        score = {"positive": 0.8, "neutral": 0.0, "negative": -0.6}[label]
+        records, raised = process_batch([comment], [Sentiment(label, score, 0.9)], tracker)  # type: ignore[arg-type]
+        counters.apply_all(records, 1_800_000_000_000)
+        state = counters.rooms["r"].state
+        gauge = window_mood(state.mood, state.mood_newest_ts, window_ms)
+        alert_side = tracker.mood("r")
+        assert (gauge.comments, gauge.negatives) == (alert_side.comments, alert_side.negatives)
+        assert abs(gauge.score_sum - alert_side.score_sum) < 1e-9
+        for alert in raised:
+            alerts += 1
+            assert gauge.negative_share is not None
+            assert alert.value == round(gauge.negative_share, 4)
