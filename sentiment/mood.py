@@ -80,10 +80,12 @@ def add_to_window(buckets: dict[int, list[float]], newest_ts: int, ts: int, nega
     keeps the buckets in its changelogged room state), so both see the same window.
     """
     if ts > newest_ts:
+        moved = (ts - window_ms) // 1000 != (newest_ts - window_ms) // 1000
         newest_ts = ts
-        oldest_kept = (newest_ts - window_ms) // 1000 + 1
-        for second in [s for s in buckets if s < oldest_kept]:
-            del buckets[second]
+        if moved:  # evict only when the window's first second moved (not on every comment: hot path)
+            oldest_kept = (newest_ts - window_ms) // 1000 + 1
+            for second in [s for s in buckets if s < oldest_kept]:
+                del buckets[second]
     second = ts // 1000
     if second <= (newest_ts - window_ms) // 1000:
         return newest_ts, False

@@ -231,8 +231,12 @@ class PartitionCounters:
             dirty.add(room_id)
             ts: int = event.ts  # type: ignore[attr-defined]
             wm = room.watermark
-            if ts > wm.event_max:
-                wm.observe(ts, wall_ms)
+            if ts > wm.event_max:  # Watermark.observe, inlined: most events move their room's max
+                wm.event_max = ts
+                wm.wall_at_progress = wall_ms
+                mark = ts - wm.allowed_lateness_ms
+                if mark > wm.value:
+                    wm.value = mark
 
     def _window(self, room: Room, ts: int) -> WindowAgg | None:
         """The open window holding ``ts``, or None (and one more late event) if it is closed."""

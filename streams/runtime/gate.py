@@ -113,6 +113,7 @@ class Gate:
         self.max_future_skew_ms = max_future_skew_ms
         self.stats: Counter[str] = Counter()
         self._home: dict[bytes, int] = {}
+        self._keys: dict[bytes, tuple[str, int]] = {}
 
     def home_of(self, key: bytes) -> int:
         home = self._home.get(key)
@@ -131,9 +132,38 @@ class Gate:
         ``arrival_ms`` is when the message reached Kafka (the broker's LogAppendTime), if known: the
         future-skew rule is measured against it, so a message refused live is refused in a backlog
         and in a replay too, and the sink decides exactly as the owning job did.  Without it (a topic
-        with producer timestamps) the rule falls back to the reader's clock ``wall_ms``."""
+        with producer timestamps) the rule falls back to the reader's clock ``wall_ms``.
+
+        The common case (valid, keyed right, at home) takes a fast path of the same three rules;
+        anything else goes through :func:`schemas.codec.check` for the reason it is refused."""
         rule = self.inputs[topic]
         now = wall_ms if arrival_ms is None else arrival_ms
+        if raw is not None and len(raw) <= rule.max_bytes:
+            try:
+                event = rule.decode(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError, RecursionError):
+                event = None
+            if event is not None and event.ts <= now + self.max_future_skew_ms:  # type: ignore[attr-defined]
+                home = self._keys.get(key) if key is not None else None
+                if home is None and key is not None:
+                    home = self._learn(key)
+                if home is not None and home[1] == partition and getattr(event, rule.key_field) == home[0]:
+                    return event
+        return self._diagnose(rule, topic, partition, offset, key, raw, wall_ms, now)
+
+    def _learn(self, key: bytes) -> tuple[str, int]:
+        """(the key as text, its murmur2 home partition), cached: keys are rooms and SKUs."""
+        if len(self._keys) > 1_000_000:  # bounded: an attacker picks the keys
+            self._keys.clear()
+        home = (key.decode("utf-8", errors="surrogateescape"), default_partition(key, self.partitions))
+        self._keys[key] = home
+        return home
+
+    def _diagnose(
+        self, rule: _Input, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None,
+        wall_ms: int, now: int,
+    ) -> Event | Refused | None:
+        """The slow path: which rule refuses this message, and why (or the event, if none does)."""
         try:
             if raw is None:
                 raise ValidationError("message has no value (tombstone)")

@@ -342,8 +342,11 @@ class Runner:
         """Gate every message, then hand each partition's admitted events to its task."""
         from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException
 
-        gate, positions, tasks = self.gate, self.positions, self.tasks
-        assert gate is not None
+        gate, tasks = self.gate, self.tasks
+        next_offsets = self.positions.next
+        at_end = self._at_end
+        check = gate.check if gate is not None else None
+        assert check is not None
         by_part: dict[int, list[Event]] = {}
         dead: list[DeadLetter] = []
         sources: dict[int, tuple[str, int, int, bytes | None, bytes | None]] = {}
@@ -358,15 +361,19 @@ class Runner:
                     self._at_end.add((topic, p))
                     continue
                 raise KafkaException(error)
-            if not positions.admit(topic, p, offset):
+            tp_key = (topic, p)  # Positions.admit, inlined: this runs once per message
+            expected = next_offsets.get(tp_key)
+            if expected is None or offset < expected:
                 self.stats["skipped_stale"] += 1
                 continue
+            next_offsets[tp_key] = offset + 1
             admitted = True
-            self._at_end.discard((topic, p))
+            if at_end:  # only the sink asks for end-of-partition events
+                at_end.discard(tp_key)
             key, raw = msg.key(), msg.value()
             stamp_type, stamp = msg.timestamp()
-            verdict = gate.check(topic, p, offset, key, raw, wall,
-                                 stamp if stamp_type == TIMESTAMP_LOG_APPEND_TIME else None)
+            arrival = stamp if stamp_type == TIMESTAMP_LOG_APPEND_TIME else None
+            verdict = check(topic, p, offset, key, raw, wall, arrival)
             if verdict is None:
                 continue
             if isinstance(verdict, Refused):
