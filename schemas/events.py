@@ -368,7 +368,7 @@ class HostAction(Event, tag="host_action", kw_only=True, forbid_unknown_fields=T
     action: HostVerb
     sku_id: Id
     stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
-    price_cents: Cents | None = None
+    price_cents: Price | None = None
     starts_at: TimestampMs | None = None
     ends_at: TimestampMs | None = None
     per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
