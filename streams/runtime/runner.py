@@ -528,7 +528,9 @@ class Runner:
         self.positions = Positions()
         if not assignment:
             return
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
         self._on_assign(consumer, assignment)
         for tp in consumer.committed(assignment, timeout=30):
-            if tp.offset >= 0:
-                consumer.seek(tp)
+            # nothing committed yet: what the aborted transaction read must be read again from the start
+            consumer.seek(tp if tp.offset >= 0 else TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING))
