@@ -112,16 +112,7 @@ class Gate:
         self.max_bytes = max_bytes
         self.max_future_skew_ms = max_future_skew_ms
         self.stats: Counter[str] = Counter()
-        self._home: dict[bytes, int] = {}
         self._keys: dict[bytes, tuple[str, int]] = {}
-
-    def home_of(self, key: bytes) -> int:
-        home = self._home.get(key)
-        if home is None:
-            if len(self._home) > 1_000_000:  # bounded: keys are rooms and SKUs, but an attacker picks them
-                self._home.clear()
-            home = self._home[key] = default_partition(key, self.partitions)
-        return home
 
     def check(
         self, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, wall_ms: int,
@@ -177,7 +168,7 @@ class Gate:
                 f"message key {key!r} is not the event's {rule.key_field} {body_key!r}: "
                 f"produce keyed by {rule.key_field}",
             )
-        home = self.home_of(body_key)
+        home = (self._keys.get(body_key) or self._learn(body_key))[1]
         if home != partition:
             return self._refuse(
                 rule, topic, partition, offset, key, raw, wall_ms, MISROUTED,

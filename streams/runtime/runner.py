@@ -36,6 +36,7 @@ from base.logs import get_logger
 from base.settings import Settings
 from schemas import TOPICS, DeadLetter, encode
 from schemas.base import Event
+from streams.dead_letters import dead_letter_of
 from streams.runtime.changelog import ensure_changelog, input_partition_count, read_partition, restore_consumer
 from streams.runtime.commit import CommitPolicy
 from streams.runtime.gate import Gate, Positions, Refused
@@ -343,7 +344,7 @@ class Runner:
         from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException
 
         gate, tasks = self.gate, self.tasks
-        next_offsets = self.positions.next
+        admit = self.positions.admit
         at_end = self._at_end
         check = gate.check if gate is not None else None
         assert check is not None
@@ -361,15 +362,12 @@ class Runner:
                     self._at_end.add((topic, p))
                     continue
                 raise KafkaException(error)
-            tp_key = (topic, p)  # Positions.admit, inlined: this runs once per message
-            expected = next_offsets.get(tp_key)
-            if expected is None or offset < expected:
+            if not admit(topic, p, offset):
                 self.stats["skipped_stale"] += 1
                 continue
-            next_offsets[tp_key] = offset + 1
             admitted = True
             if at_end:  # only the sink asks for end-of-partition events
-                at_end.discard(tp_key)
+                at_end.discard((topic, p))
             key, raw = msg.key(), msg.value()
             stamp_type, stamp = msg.timestamp()
             arrival = stamp if stamp_type == TIMESTAMP_LOG_APPEND_TIME else None
@@ -400,16 +398,10 @@ class Runner:
                 self._seen_events += batch
             for event, refusal, reason in task.take_rejections():
                 topic, p2, offset, key, raw = sources.get(id(event), ("", p, -1, None, None))
-                dead.append(self._dead(raw or encode(event), topic, p2, offset, key, wall, refusal, reason))
+                dead.append(dead_letter_of(raw or encode(event), source_topic=topic, key=key, partition=p2,
+                                           offset=offset, now_ms=wall, error=refusal, reason=reason))
         if dead:
             self._produce_dead(dead)
-
-    def _dead(self, raw: bytes, topic: str, partition: int, offset: int, key: bytes | None, wall: int,
-              error: str, reason: str) -> DeadLetter:
-        from streams.dead_letters import dead_letter_of
-
-        return dead_letter_of(raw, source_topic=topic, key=key, partition=partition, offset=offset, now_ms=wall,
-                              error=error, reason=reason)
 
     def _produce_dead(self, dead: list[DeadLetter]) -> None:
         self.stats["dead_letters"] += len(dead)

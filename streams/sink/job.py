@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from base.clock import now_ms
 from base.logs import get_logger
 from base.settings import Settings
 from schemas import TOPICS
@@ -77,9 +76,8 @@ class BufferedSink:
 class SinkTask:
     """A partition's share of the sink: hands admitted events to the one shared buffer."""
 
-    def __init__(self, into: BufferedSink, clock: Callable[[], int]) -> None:
+    def __init__(self, into: BufferedSink) -> None:
         self.into = into
-        self.clock = clock
 
     def process(self, events: list[Event], wall_ms: int) -> None:
         self.into.add(events, wall_ms)
@@ -102,7 +100,7 @@ def sink_job(into: BufferedSink, topics: tuple[str, ...] = STORED_TOPICS) -> Job
     if unknown:
         raise ValueError(f"no such topics: {sorted(unknown)}")
     return Job(name="sink", inputs=topics, owned=frozenset(),
-               new_task=lambda partition, records: SinkTask(into, now_ms))
+               new_task=lambda partition, records: SinkTask(into))
 
 
 RUNNER_CONFIG = RunnerConfig(mode="at_least_once", batch_size=5000, poll_timeout_s=0.2)
