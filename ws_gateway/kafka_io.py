@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: Logical topics the gateway shows to clients.
-OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-results")
+#: Logical topics the gateway shows to clients (``host-actions`` for the host's pins, ``sale-config-applied``
+#: for the sale terms the flash-sale job really applied).
+OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-results", "host-actions",
+                 "sale-config-applied")
 
 Batch = list[tuple[str, Event]]
 
