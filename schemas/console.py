@@ -145,7 +145,7 @@ def view_body(view: RoomConsoleView) -> dict[str, Any]:
 # ---- deltas: what goes on the wire -----------------------------------------------------------
 
 #: Keys whose values are maps sent entry by entry (entries never disappear).
-_MAP_KEYS = ("skus", "sources", "totals", "headline")
+_MAP_KEYS = ("skus", "sources", "totals", "headline", "followers")
 
 
 def _common_prefix(a: list[Any], b: list[Any]) -> int:

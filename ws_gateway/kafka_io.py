@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 #: Logical topics the gateway shows to clients.
-OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-results")
+OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-results", "room-console")
 
 Batch = list[tuple[str, Event]]
 
