@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 import socket
 import time
 import uuid
@@ -99,6 +100,24 @@ class GatewayFailed(RuntimeError):
 
 def dashboard_html() -> str:
     return resources.files("ws_gateway").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+
+
+#: Static files the pages load (``/static/<name>``): plain names only, so no path leaves the directory.
+_STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|html)$")
+_STATIC_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
+                 "html": "text/html; charset=utf-8"}
+
+
+@functools.lru_cache(maxsize=32)
+def static_file(name: str) -> tuple[str, str] | None:
+    """(text, content type) of ``ws_gateway/static/<name>``, or None when there is no such file."""
+    match = _STATIC_NAME.match(name)
+    if match is None:
+        return None
+    path = resources.files("ws_gateway").joinpath("static", name)
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8"), _STATIC_TYPES[match.group(1)]
 
 
 def token_of(request: Request) -> str | None:
@@ -254,6 +273,10 @@ class Gateway:
             return None
         if path in ("/", "/dashboard"):
             return self._respond(connection, 200, self.html, "text/html; charset=utf-8")
+        if path.startswith("/static/"):
+            asset = static_file(path.removeprefix("/static/"))
+            if asset is not None:
+                return self._respond(connection, 200, *asset)
         if path == "/healthz":
             status, body = self.health()
             return self._respond(connection, 200 if status in ("ok", "degraded") else 503,
