@@ -138,7 +138,8 @@ def test_console_shows_the_funnel_markers_sources_and_the_worst_metric_in_red(
             page.wait_for_function("window.__lcConsole.updates >= 3", timeout=WAIT_MS)
             view = page.evaluate("window.__lcConsole.view")
             shown = page.eval_on_selector_all(
-                "#cons-sources [data-source]", "els => Object.fromEntries(els.map(e => [e.dataset.source, e.querySelector('b').textContent]))")
+                "#cons-sources [data-source]",
+                "els => Object.fromEntries(els.map(e => [e.dataset.source, e.querySelector('b').textContent]))")
             assert shown == {k: f"{v:,}" for k, v in view["sources"].items()}
             assert view["skus"][SKU][:2] == [10, 4]
             page.wait_for_timeout(1500)
