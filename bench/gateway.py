@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import copy
 import json
 import os
 import resource
@@ -211,16 +212,16 @@ class _ConsoleFeed:
         self.start = start_ms - start_ms % 60_000 - 30 * 60_000
         self.rows = [[400 + i, 30, 200, 900, 800, 90, 12, 99_000, 5, 2] for i in range(30)]
         self.skus = {f"sku-{k}": [5000, 400, 0.08, 120, 100, 70, 700_000, 0.175] for k in range(8)}
-        self.markers = [[self.start + i * 60_000, kind, "sku-0", ""] for i, kind in
+        self.markers: list[list[Any]] = [[self.start + i * 60_000, kind, "sku-0", ""] for i, kind in
                         zip(range(30), ["pin", "sale_open", "restock", "alert", "sold_out"] * 6, strict=True)]
-        self.words = [[f"词{k}", 100 - k] for k in range(20)]
+        self.words: list[list[Any]] = [[f"词{k}", 100 - k] for k in range(20)]
         self.n = 0
 
     def next(self, now: int) -> bytes:
         import msgspec
 
         from schemas import encode
-        from schemas.console import RoomConsoleView
+        from schemas.console import RoomConsoleView, round_for_display
 
         self.n += 1
         minute = (now - self.start) // 60_000
@@ -255,7 +256,7 @@ class _ConsoleFeed:
             "diagnosis": [{"metric": "ctr", "value": 0.08, "benchmark": 0.1, "gap": -0.2, "level": "red"}],
             "worst": "ctr", "hot_words": sorted(self.words, key=lambda w: -w[1]),
         }
-        return encode(msgspec.convert(body, RoomConsoleView))
+        return encode(msgspec.convert(round_for_display(copy.deepcopy(body)), RoomConsoleView))
 
 
 def _produce_counters(settings: Any, rooms: int, rate: float, duration: float, console: bool = True) -> int:

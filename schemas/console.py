@@ -3,7 +3,8 @@
 One definition for the console job that publishes it, the gateway that forwards it to hosts and
 the exported JSON Schema.  Why a view of its own and not the job's state: the state holds sets and
 per-member bookkeeping (see :mod:`streams.counters.console`); this is only what a dashboard draws,
-with the derived figures (CTR, conversion, the benchmark diagnosis) already computed.  Rows are
+with the derived figures (CTR, conversion, the benchmark diagnosis) already computed and their
+floats rounded for display (:func:`round_for_display`).  Rows are
 arrays (``array_like``): a per-minute row or a per-SKU row is a handful of numbers, and a dashboard
 that redraws every second should not receive the column names with each one.
 
@@ -127,6 +128,38 @@ class RoomConsoleView(Event, tag="room_console", kw_only=True, forbid_unknown_fi
     ts: TimestampMs
 
 
+#: Decimal places of a ratio on the wire (CTR 0.0834 = 8.34 %), significant digits of a metric.
+RATIO_DECIMALS = 4
+METRIC_DIGITS = 4
+
+
+def _sig(value: float | None, digits: int = METRIC_DIGITS) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def round_for_display(body: dict[str, Any]) -> dict[str, Any]:
+    """A console body with its floats cut to what a screen shows: ratios to :data:`RATIO_DECIMALS`
+    places, metrics to :data:`METRIC_DIGITS` significant digits.  Why: every update repeats the floats
+    that moved, and ``0.08002394731590501`` costs 19 bytes where ``0.08`` says the same on a dashboard
+    (the report recomputes exact figures from the raw events).  Rounds in place; returns ``body``."""
+    for row in body.get("skus", {}).values():
+        for i in (2, 7):  # ctr, conversion (SkuRow order)
+            if row[i] is not None:
+                row[i] = round(row[i], RATIO_DECIMALS)
+    totals = body.get("totals")
+    if totals is not None:
+        if totals.get("ctr") is not None:
+            totals["ctr"] = round(totals["ctr"], RATIO_DECIMALS)
+        totals["avg_watch_ms"] = _sig(totals.get("avg_watch_ms"), 6)
+    for key in ("headline", "benchmark"):
+        metrics = body.get(key)
+        if metrics is not None:
+            body[key] = {name: _sig(value) for name, value in metrics.items()}
+    for d in body.get("diagnosis", ()):
+        d["value"], d["benchmark"], d["gap"] = _sig(d["value"]), _sig(d["benchmark"]), round(d["gap"], 3)
+    return body
+
+
 #: Wire types that are carried on a topic but not stored (no ClickHouse table), by tag.
 UNSTORED_TYPES: dict[str, type[Event]] = {"room_console": RoomConsoleView}
 
@@ -146,6 +179,8 @@ def view_body(view: RoomConsoleView) -> dict[str, Any]:
 
 #: Keys whose values are maps sent entry by entry (entries never disappear).
 _MAP_KEYS = ("skus", "sources", "totals", "headline", "followers")
+#: Keys whose values are lists sent from their first changed item (``from`` + ``items``).
+_LIST_KEYS = ("markers", "hot_words")
 
 
 def _common_prefix(a: list[Any], b: list[Any]) -> int:
@@ -158,11 +193,12 @@ def _common_prefix(a: list[Any], b: list[Any]) -> int:
 def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """What changed from ``old`` to ``new`` (two console bodies); ``old`` None = everything.
 
-    Maps (SKUs, sources, totals, headline) carry only their changed entries; the series carries the
-    rows from the first one that changed (usually the current minute alone) with ``from`` = its
-    index; markers likewise (``from`` = the first new or changed one: new markers are appended, only
-    the online peak at the end moves).  A key whose map lost entries, or whose series start moved
-    (a late event in an earlier minute), is sent whole and listed in ``replace``.
+    Maps (SKUs, sources, totals, headline, followers) carry only their changed entries; the series
+    carries the rows from the first one that changed (usually the current minute alone) with
+    ``from`` = its index; markers and hot words likewise (``from`` = the first new or changed item:
+    new markers are appended and only the online peak at the end moves; the top hot words rarely
+    change places).  A key whose map lost entries, or whose series start moved (a late event in an
+    earlier minute), is sent whole and listed in ``replace``; other values are sent whole.
     :func:`apply_delta` rebuilds ``new`` from ``old`` and this; applying it to ``new`` itself
     changes nothing, so a page that got a snapshot newer than ``old`` may apply it too.
     """
@@ -180,12 +216,13 @@ def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
               and before.get("start") == value.get("start")):
             i = _common_prefix(before["rows"], value["rows"])
             out[key] = {"from": i, "rows": value["rows"][i:]}
-        elif key == "markers" and isinstance(before, list) and isinstance(value, list):
+        elif key in _LIST_KEYS and isinstance(before, list) and isinstance(value, list):
             i = _common_prefix(before, value)
             out[key] = {"from": i, "items": value[i:]}
         else:
             out[key] = value
-            replace.append(key)
+            if key in _MAP_KEYS or key in _LIST_KEYS or key == "series":  # a scalar is replaced anyway
+                replace.append(key)
     if replace:
         out["replace"] = replace
     return out
@@ -209,7 +246,7 @@ def apply_delta(old: dict[str, Any] | None, change: dict[str, Any]) -> dict[str,
         elif key == "series":
             assert isinstance(before, dict)
             new[key] = {**before, "rows": before["rows"][: value["from"]] + value["rows"]}
-        elif key == "markers":
+        elif key in _LIST_KEYS:
             assert isinstance(before, list)
             new[key] = before[: value["from"]] + value["items"]
         else:

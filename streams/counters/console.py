@@ -38,6 +38,7 @@ so no record grows with the audience; :meth:`ConsoleCounters.restore` rebuilds t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ from typing import Any
 import msgspec
 
 from schemas.base import Event
-from schemas.console import RoomConsoleView, apply_delta, delta
+from schemas.console import RoomConsoleView, apply_delta, delta, round_for_display
 from schemas.events import (
     Alert,
     Comment,
@@ -507,11 +508,12 @@ __all__ = ["ConsoleCounters", "RoomConsole", "apply_delta", "delta", "snapshot",
 
 
 def view_of(snap: dict[str, Any], published_ms: int) -> RoomConsoleView:
-    """The wire view (``room-console``) of a :func:`snapshot`, published at ``published_ms``.
+    """The wire view (``room-console``) of a :func:`snapshot`, published at ``published_ms``, its floats
+    rounded for display (:func:`schemas.console.round_for_display`).
 
     ``msgspec.convert`` checks every field against the schema, so the job never publishes a view
     the gateway would refuse."""
-    body = dict(snap)
+    body = round_for_display(copy.deepcopy(snap))
     body["room_id"] = body.pop("room")
     body["event_ts"] = body.pop("ts")
     body["ts"] = published_ms

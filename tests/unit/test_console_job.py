@@ -61,6 +61,8 @@ def test_the_last_view_of_each_room_is_the_whole_console_and_passes_its_schema()
         again = decode(RoomConsoleView, encode(view), now_ms=view.ts)  # what the gateway reads
         assert again == view
         assert view.totals.impressions > view.totals.clicks > 0
+        ratios = [r.ctr for r in view.skus.values()] + [r.conversion for r in view.skus.values()]
+        assert all(x is None or round(x, 4) == x for x in ratios)  # display precision: fewer bytes a second
 
 
 @settings(max_examples=40, deadline=None)

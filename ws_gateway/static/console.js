@@ -9,7 +9,7 @@
 // td.gmv, td.conversion; every marker on a chart is an SVG element with data-marker="<kind>".
 "use strict";
 (function () {
-  const MAP_KEYS = ["skus", "sources", "totals", "headline", "followers"];
+  const MAP_KEYS = ["skus", "sources", "totals", "headline", "followers"], LIST_KEYS = ["markers", "hot_words"];
   const SKU_CELLS = ["impressions", "clicks", "ctr", "attempts", "accepted", "paid", "gmv", "conversion"];
   const MARKER_COLORS = { sale_open: "#3ccf91", sale_close: "#9aa3c0", restock: "#5aa9ff", sold_out: "#ff5d6c",
                           pin: "#ffb547", unpin: "#8a6d3b", alert: "#ff8a3d", online_peak: "#c38bff" };
@@ -39,7 +39,7 @@
       if (replace.has(key)) out[key] = value;
       else if (MAP_KEYS.includes(key)) out[key] = Object.assign({}, old[key], value);
       else if (key === "series") out[key] = Object.assign({}, old[key], { rows: old[key].rows.slice(0, value.from).concat(value.rows) });
-      else if (key === "markers") out[key] = old[key].slice(0, value.from).concat(value.items);
+      else if (LIST_KEYS.includes(key)) out[key] = old[key].slice(0, value.from).concat(value.items);
       else out[key] = value;
     }
     return out;
