@@ -7,6 +7,9 @@ Client -> gateway (JSON text frames, ``type`` selects the message)::
     {"type": "like", "count": 3, "event_id": "l-9"}                        # event_id optional
     {"type": "order", "order_id": "o-1", "sku_id": "sku-1", "quantity": 1, "ref": "o1"}
     {"type": "pay" | "cancel", "order_id": "o-1", "sku_id": "sku-1"}
+    {"type": "impression" | "product_click", "sku_id": "sku-1", "placement": "pinned", "event_id": "i-3"}
+    {"type": "host_action", "action": "open_sale", "sku_id": "sku-1", "stock": 100, "price_cents": 9900,
+     "starts_at": 1767225600000, "ends_at": 1767226200000, "event_id": "h-1"}   # hosts only
     {"type": "renew", "token": "<fresh JWT of the same user, role and room>"}
     {"type": "ping"}
 
@@ -28,6 +31,7 @@ from typing import Annotated, Any
 import msgspec
 
 from schemas.base import Id
+from schemas.events import HostVerb, Placement
 
 Ref = Annotated[str, msgspec.Meta(max_length=64)]
 
@@ -81,6 +85,41 @@ class CancelAction(ActionMessage, tag="cancel"):
     event_id: Id | None = None
 
 
+class ImpressionAction(ActionMessage, tag="impression"):
+    """The viewer's page showed a product (the pinned card became visible): the CTR's denominator."""
+
+    sku_id: Id
+    placement: Placement = "pinned"
+    event_id: Id | None = None
+    """The client's idempotency key: one showing counts once however often it is sent."""
+
+
+class ProductClickAction(ActionMessage, tag="product_click"):
+    """The viewer tapped the product (the buy button of the pinned card)."""
+
+    sku_id: Id
+    placement: Placement = "pinned"
+    event_id: Id | None = None
+
+
+class HostActionMessage(ActionMessage, tag="host_action"):
+    """A host's console action. Only the field shapes are checked here; which terms each verb needs is
+    :class:`schemas.HostAction`'s rule (one definition), applied when the event is built.  No room and no
+    host id: both come from the token, as for viewers."""
+
+    action: HostVerb
+    sku_id: Id
+    stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    price_cents: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    starts_at: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    ends_at: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    per_user_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    reservation_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] | None = None
+    title: Annotated[str, msgspec.Meta(max_length=800)] | None = None
+    event_id: Id | None = None
+    """The console's idempotency key: a retried click with the same key is answered, never produced, again."""
+
+
 class Ping(ClientMessage, tag="ping"):
     pass
 
@@ -91,8 +130,9 @@ class Renew(ClientMessage, tag="renew"):
     token: Annotated[str, msgspec.Meta(max_length=4096)]
 
 
-AnyClientMessage = Subscribe | CommentAction | LikeAction | OrderAction | PayAction | CancelAction | Ping | Renew
-Action = CommentAction | LikeAction | OrderAction | PayAction | CancelAction
+Action = (CommentAction | LikeAction | OrderAction | PayAction | CancelAction | ImpressionAction | ProductClickAction
+          | HostActionMessage)
+AnyClientMessage = Subscribe | Action | Ping | Renew
 
 _decoder: msgspec.json.Decoder[AnyClientMessage] = msgspec.json.Decoder(AnyClientMessage)
 _encoder = msgspec.json.Encoder()

@@ -8,6 +8,12 @@ dashboard needs a few frames a second.  :meth:`RoomState.apply` only records wha
 Sequence numbers are per (room, audience) and per gateway process (its ``epoch``): a client that
 reconnects with ``epoch`` + ``last_seq`` gets exactly the updates it missed from the channel's
 history, or, if they are gone or it was talking to another process, an explicit resync snapshot.
+
+The pinned product: the room learns the host's pins from ``host-actions`` and each SKU's sale terms
+from ``sale-config-applied`` (what the flash-sale job really applied, not what was asked).  Viewers get
+``pinned`` (the SKU with its title, price and the sale's times; units left are in ``stock``) only in
+the update where it changed, so their frames stay small; hosts also get ``sales``, every SKU's terms,
+which is where the console sees its sale actions applied.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import msgspec
 
 from schemas.base import Event
 from schemas.console import RoomConsoleView, delta, view_body
-from schemas.events import Alert, RoomCounters, ScoredComment, StockUpdate
+from schemas.events import Alert, HostAction, RoomCounters, SaleConfig, ScoredComment, StockUpdate
 from ws_gateway.protocol import encode
 
 Audience = Literal["host", "viewer"]
@@ -27,6 +33,8 @@ AUDIENCES: tuple[Audience, ...] = ("host", "viewer")
 
 #: Counter points kept for the sparklines a freshly opened dashboard draws at once.
 SERIES_POINTS = 120
+#: Sale terms kept per room (the most recently changed SKUs): a room's shelf, not an unbounded map.
+MAX_SALES = 200
 
 
 class Channel:
@@ -79,6 +87,11 @@ class RoomState:
         self._new_alerts: list[dict[str, Any]] = []
         self._new_comments: list[dict[str, Any]] = []
         self._seen_alerts: set[str] = set()
+        self.pin: dict[str, Any] | None = None
+        self._pin_ts = -1
+        self.sales: dict[str, dict[str, Any]] = {}
+        self._pinned_changed = False
+        self._sales_changed: set[str] = set()
         self._next_flush_at = float("-inf")
 
     # ------------------------------------------------------------------ input
@@ -102,6 +115,10 @@ class RoomState:
         if isinstance(event, RoomConsoleView):
             self.console = view_body(event)
             return True
+        if isinstance(event, HostAction):
+            return self._apply_host_action(event)
+        if isinstance(event, SaleConfig):
+            return self._apply_sale(event)
         if isinstance(event, Alert):
             if event.alert_id in self._seen_alerts:
                 return False
@@ -113,6 +130,53 @@ class RoomState:
             self._new_alerts.append(item)
             return True
         return False
+
+    def _apply_host_action(self, event: HostAction) -> bool:
+        """A pin or unpin moves the card (the newest wins, so a replay cannot bring an old pin back);
+        the sale verbs change nothing until the flash-sale job applied them."""
+        if event.action not in ("pin", "unpin") or event.ts < self._pin_ts:
+            return False
+        self._pin_ts = event.ts
+        if event.action == "pin":
+            pin = {"sku_id": event.sku_id, "title": event.title, "event_id": event.event_id, "ts": event.ts}
+        elif self.pin is not None and self.pin["sku_id"] == event.sku_id:
+            pin = None
+        else:
+            return False  # unpinning what is not pinned
+        self.pin = pin
+        self._pinned_changed = True
+        return True
+
+    def _apply_sale(self, cfg: SaleConfig) -> bool:
+        """A sale config the flash-sale job applied: the SKU's terms for the card and the console."""
+        known = self.sales.get(cfg.sku_id)
+        if known is not None and (cfg.ts < known["ts"] or known["event_id"] == cfg.event_id):
+            return False
+        sale = dict(known or {"sku_id": cfg.sku_id, "state": "closed"})
+        if cfg.action == "open":
+            sale.update(state="open", price_cents=cfg.price_cents, starts_at=cfg.starts_at, ends_at=cfg.ends_at,
+                        per_user_limit=cfg.per_user_limit, reservation_ttl_s=cfg.reservation_ttl_s,
+                        title=cfg.title or sale.get("title"))
+        elif cfg.action == "close":
+            sale.update(state="closed", closed_at=cfg.ts)
+        sale.update(last_action=cfg.action, event_id=cfg.event_id, ts=cfg.ts)
+        self.sales.pop(cfg.sku_id, None)
+        self.sales[cfg.sku_id] = sale
+        while len(self.sales) > MAX_SALES:
+            self.sales.pop(next(iter(self.sales)))
+        self._sales_changed.add(cfg.sku_id)
+        if self.pin is not None and self.pin["sku_id"] == cfg.sku_id:
+            self._pinned_changed = True
+        return True
+
+    def pinned(self) -> dict[str, Any] | None:
+        """The pinned card as viewers see it: the pin, with its SKU's applied sale terms if there are any."""
+        if self.pin is None:
+            return None
+        sale = self.sales.get(self.pin["sku_id"], {})
+        return {"sku_id": self.pin["sku_id"], "title": self.pin["title"] or sale.get("title"),
+                "price_cents": sale.get("price_cents"), "starts_at": sale.get("starts_at"),
+                "ends_at": sale.get("ends_at"), "state": sale.get("state"), "pinned_at": self.pin["ts"]}
 
     def _apply_counters(self, event: RoomCounters) -> bool:
         if self.counters is not None and event.window_end < self.counters["window_end"]:
@@ -149,7 +213,7 @@ class RoomState:
     @property
     def dirty(self) -> bool:
         return bool(self._counters_changed or self._stock_changed or self._new_alerts or self._new_comments
-                    or self.console is not self._console_sent)
+                    or self._pinned_changed or self._sales_changed or self.console is not self._console_sent)
 
     def flush_due(self, now: float, interval: float) -> dict[Audience, bytes]:
         """Throttle, not debounce: a change after a quiet ``interval`` goes out at once, changes within
@@ -180,10 +244,17 @@ class RoomState:
             if change:
                 host["console"] = change
             self._console_sent = self.console
+        viewer: dict[str, Any] = {"stock": stock} if stock else {}
+        if self._pinned_changed:
+            host["pinned"] = viewer["pinned"] = self.pinned()
+        if self._sales_changed:
+            host["sales"] = {sku: self.sales[sku] for sku in sorted(self._sales_changed) if sku in self.sales}
         if host:
             out["host"] = self.channels["host"].publish(host)
-        if stock:
-            out["viewer"] = self.channels["viewer"].publish({"stock": stock})
+        if viewer:
+            out["viewer"] = self.channels["viewer"].publish(viewer)
+        self._pinned_changed = False
+        self._sales_changed = set()
         self._counters_changed = False
         self._stock_changed = set()
         self._new_alerts = []
@@ -198,10 +269,10 @@ class RoomState:
         channel = self.channels[audience]
         body: dict[str, Any] = {
             "type": "snapshot", "room": self.room, "epoch": channel.epoch, "seq": channel.seq,
-            "resync": resync, "stock": self.stock,
+            "resync": resync, "stock": self.stock, "pinned": self.pinned(),
         }
         if audience == "host":
             body.update(counters=self.counters, alerts=list(self.alerts), comments=list(self.comments),
-                        series=list(self.series), console=self.console)
+                        series=list(self.series), sales=self.sales, console=self.console)
         return encode(body)
 

@@ -5,7 +5,8 @@ subscribers (planned by :func:`~ws_gateway.backpressure.plan_fan_out`, written w
 client slows another), client frames through :mod:`ws_gateway.protocol`, :mod:`ws_gateway.auth`,
 :mod:`ws_gateway.limits`, :mod:`ws_gateway.dedupe` and :mod:`ws_gateway.actions` into the idempotent
 producer.  Every decision is in those modules; this one holds sockets, timers and the producer.
-HTTP routes: ``/`` (the dashboard), ``/healthz`` and ``/metrics``; the websocket endpoint is
+HTTP routes: ``/`` (the dashboard), ``/viewer`` (the viewer's buy page), ``/static/<file>`` (the pages'
+scripts), ``/healthz`` and ``/metrics``; the websocket endpoint is
 ``/ws?token=…``.  Background work (the ticker) runs under :class:`~ws_gateway.supervise.Supervisor`.
 """
 
@@ -35,15 +36,17 @@ from websockets.protocol import State
 from base.clock import now_ms
 from base.logs import get_logger
 from base.settings import Settings
-from schemas import TOPICS, Like, OrderResult, ValidationError, encode, validate
+from schemas import TOPICS, Like, OrderResult, SaleConfig, StockUpdate, ValidationError, encode, validate
 from schemas.base import Event
 from ws_gateway import metrics as m
 from ws_gateway.actions import (
     TOPIC_OF,
     ActionRejected,
     OrderLedger,
+    SkuRooms,
     authorize_action,
     build_event,
+    build_host_events,
     dead_letter,
     idempotency_key,
 )
@@ -66,6 +69,7 @@ from ws_gateway.likes import LikeBatch, LikeCoalescer
 from ws_gateway.limits import LimitConfig, Limits, Strike
 from ws_gateway.protocol import (
     Action,
+    HostActionMessage,
     LikeAction,
     OrderAction,
     Ping,
@@ -98,26 +102,30 @@ class GatewayFailed(RuntimeError):
     """A background task failed more often than the restart policy allows: the process must exit non-zero."""
 
 
+#: What ``/static/<file>`` may serve: plain names of the package's static scripts and styles, nothing else.
+_STATIC_NAME = re.compile(r"[a-z0-9_-]{1,64}\.(js|css)")
+_CONTENT_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
+
+
+def static_text(name: str) -> str:
+    return resources.files("ws_gateway").joinpath(f"static/{name}").read_text(encoding="utf-8")
+
+
 def dashboard_html() -> str:
-    return resources.files("ws_gateway").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+    return static_text("dashboard.html")
 
 
-#: Static files the pages load (``/static/<name>``): plain names only, so no path leaves the directory.
-_STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|html)$")
-_STATIC_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
-                 "html": "text/html; charset=utf-8"}
-
-
-@functools.lru_cache(maxsize=32)
-def static_file(name: str) -> tuple[str, str] | None:
-    """(text, content type) of ``ws_gateway/static/<name>``, or None when there is no such file."""
-    match = _STATIC_NAME.match(name)
+def static_file(path: str) -> tuple[str, str] | None:
+    """The body and content type of ``/static/<name>``, or None: only a plain ``.js`` / ``.css`` name that
+    exists in ``ws_gateway/static`` (no directories, no dots beyond the extension, so no way out of it)."""
+    name = path.removeprefix("/static/")
+    match = _STATIC_NAME.fullmatch(name)
     if match is None:
         return None
-    path = resources.files("ws_gateway").joinpath("static", name)
-    if not path.is_file():
+    try:
+        return static_text(name), _CONTENT_TYPES[match.group(1)]
+    except (FileNotFoundError, IsADirectoryError):
         return None
-    return path.read_text(encoding="utf-8"), _STATIC_TYPES[match.group(1)]
 
 
 def token_of(request: Request) -> str | None:
@@ -181,6 +189,7 @@ class Gateway:
         self.sessions: dict[ServerConnection, Session] = {}
         self.likes: LikeCoalescer[LikeTicket] = LikeCoalescer(config.like_interval_s)
         self.ledger = OrderLedger()
+        self.sku_rooms = SkuRooms()
         self.limits = Limits(LimitConfig(
             action_rate=config.action_rate_per_s, action_burst=config.action_burst,
             control_rate=config.control_rate_per_s, control_burst=config.control_burst,
@@ -190,6 +199,7 @@ class Gateway:
         self.dedupe: Idempotency[DedupeKey, Waiter, dict[str, Any]] = Idempotency(
             config.dedupe_window_s, config.dedupe_capacity)
         self.html = dashboard_html()
+        self.viewer_html = static_text("viewer.html")
         self.producer = make_producer(settings, config.produce_timeout_ms)
         self.reader: OutputReader | None = None
         self.restart_policy = RestartPolicy()
@@ -273,10 +283,12 @@ class Gateway:
             return None
         if path in ("/", "/dashboard"):
             return self._respond(connection, 200, self.html, "text/html; charset=utf-8")
+        if path == "/viewer":  # the token is read by the page and checked by /ws, as for the dashboard
+            return self._respond(connection, 200, self.viewer_html, "text/html; charset=utf-8")
         if path.startswith("/static/"):
-            asset = static_file(path.removeprefix("/static/"))
-            if asset is not None:
-                return self._respond(connection, 200, *asset)
+            found = static_file(path)
+            if found is not None:
+                return self._respond(connection, 200, *found)
         if path == "/healthz":
             status, body = self.health()
             return self._respond(connection, 200 if status in ("ok", "degraded") else 503,
@@ -484,6 +496,8 @@ class Gateway:
             self.likes.add(room, action.count, now, LikeTicket(ws, action.ref, key, action.count))
             m.ACTIONS.labels(kind, "queued").inc()
             return 0.0
+        if isinstance(action, HostActionMessage):
+            return self._on_host_action(session, action, raw, key, now)
         if isinstance(action, OrderAction):
             known = self.ledger.answer(claims.sub, action.sku_id, action.order_id)
             if known is not None:
@@ -501,6 +515,27 @@ class Gateway:
         callback = functools.partial(self._delivered, ws, kind, action.ref, ids, key)
         if not self._produce(TOPIC_OF[type(action)], event, callback):
             callback("the gateway's Kafka queue is full, retry shortly", None)
+        return 0.0
+
+    def _on_host_action(self, session: Session, action: HostActionMessage, raw: bytes, key: DedupeKey | None,
+                        now: float) -> float:
+        """The audit record to ``host-actions`` and, for sale verbs, the command to ``sale-config``; one ack
+        once both delivery reports are back (or one error), and a retried key produces neither again."""
+        ws, kind = session.ws, "host_action"
+        try:
+            record, config = build_host_events(action, session.claims, now_ms=now_ms(),
+                                               new_id=lambda: uuid.uuid4().hex, sku_room=self.sku_rooms.room_of)
+        except ActionRejected as exc:
+            m.ACTIONS.labels(kind, exc.code).inc()
+            return self._refuse(session, exc.code, exc.message, action.ref, raw, now)
+        if key is not None and not self._first_time(ws, kind, key, action.ref, now):
+            return 0.0
+        ids = {"event_id": record.event_id, "verb": record.action, "sku_id": record.sku_id}
+        writes = [("host-actions", record)] + ([("sale-config", config)] if config is not None else [])
+        outcome = _AllDelivered(len(writes), functools.partial(self._delivered, ws, kind, action.ref, ids, key))
+        for topic, event in writes:
+            if not self._produce(topic, event, outcome.report):
+                outcome.report("the gateway's Kafka queue is full, retry shortly", None)
         return 0.0
 
     def _first_time(self, ws: ServerConnection, kind: str, key: DedupeKey, ref: str | None, now: float) -> bool:
@@ -590,9 +625,11 @@ class Gateway:
             try:
                 if isinstance(event, OrderResult):
                     self._order_result(event)
-                else:
-                    room = str(getattr(event, "room_id"))  # noqa: B009
-                    self._room(room).apply(event)
+                    continue
+                if isinstance(event, StockUpdate | SaleConfig):
+                    self.sku_rooms.learn(event.sku_id, event.room_id)
+                room = str(getattr(event, "room_id"))  # noqa: B009
+                if self._room(room).apply(event):
                     touched.add(room)
             except Exception:  # one bad record must not cost the rest of the batch; loud, counted
                 m.TASK_FAILURES.labels("apply").inc()
@@ -674,6 +711,22 @@ class Gateway:
         task = self._closing.get(ws)
         if task is not None:
             await asyncio.shield(task)
+
+
+class _AllDelivered:
+    """Calls ``done(err, None)`` once, when all ``outstanding`` delivery reports are in (the first error wins)."""
+
+    def __init__(self, outstanding: int, done: Any) -> None:
+        self.outstanding = outstanding
+        self.done = done
+        self.error: Any = None
+
+    def report(self, err: Any, _msg: Any) -> None:
+        self.outstanding -= 1
+        if err is not None and self.error is None:
+            self.error = err
+        if self.outstanding == 0:
+            self.done(self.error, None)
 
 
 class _LikeOutcome:

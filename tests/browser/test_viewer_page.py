@@ -1,10 +1,8 @@
 """The viewer's buy page (``ws_gateway/static/viewer.html``) in real headless Chromium, against the
 real gateway, the real flash-sale worker and the session's Kafka broker.
 
-The gateway does not serve the page yet (its ``/viewer`` route belongs to the gateway's own change):
-the test answers the page's HTTP request with the file, at the gateway's own origin, so that the
-page's websocket goes to the real gateway exactly as it will once the route exists.  Everything the
-page does (subscribe, order, pay, cancel, comment, like) goes through the gateway into Kafka, and
+The gateway serves the page at ``/viewer?token=…``.  Everything the page does (subscribe, order, pay,
+cancel, comment, like, and the product click of each buy tap) goes through the gateway into Kafka, and
 every answer comes from the flash-sale worker.  A screenshot goes to ``artifacts/viewer.png``.
 """
 
@@ -35,7 +33,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ROOM = "viewer-room"
 SKU = "sku-viewer"
 WAIT_MS = 90_000
-PAGE = REPO_ROOT / "ws_gateway" / "static" / "viewer.html"
 
 pytestmark = [
     pytest.mark.integration,
@@ -105,26 +102,17 @@ def read_topic(
 def test_a_viewer_buys_retries_safely_cancels_pays_is_refused_in_words_comments_and_likes(
     stack: GatewayProcess, kafka_settings: Settings
 ) -> None:
-    from playwright.sync_api import Route, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     s = kafka_settings
     token = mint_token(s.jwt_secret, sub="phone-viewer", role="viewer", room=ROOM, now_s=int(time.time()))
-    html = PAGE.read_text(encoding="utf-8")
     artifacts = REPO_ROOT / "artifacts"
     artifacts.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
-        # A response fulfilled by the test has no loopback address, so Chromium's local-network checks
-        # would block its websocket to 127.0.0.1; served by the gateway (the /viewer route), it would not.
-        browser = pw.chromium.launch(executable_path=CHROMIUM,
-                                     args=[*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-
-            def serve_page(route: Route) -> None:
-                route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html)
-
-            context.route(f"{stack.url}/viewer*", serve_page)
             page = context.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{stack.url}/viewer?token={token}")
@@ -206,3 +194,6 @@ def test_a_viewer_buys_retries_safely_cancels_pays_is_refused_in_words_comments_
     # four orders the viewer meant (bought, bought again, two refused); the retry of the second was answered
     # by the gateway from its ledger of answers, so it never became a second attempt
     assert len(orders) == len(set(orders)) == 4 and first_id in orders and second_id in orders
+    # each of the four buy taps is one product click of this viewer (the CTR's numerator)
+    clicks = [msgspec.json.decode(v) for v in read_topic(s, "product-clicks", lambda got: len(got) >= 4)]
+    assert [(c["user_id"], c["sku_id"]) for c in clicks] == [("phone-viewer", SKU)] * 4

@@ -39,10 +39,10 @@ GARBAGE = 50
 
 
 class Worker:
-    """A ``livecommerce worker flash-sale`` subprocess with its log file."""
+    """A ``livecommerce worker <job>`` subprocess (flash-sale unless told) with its log file."""
 
-    def __init__(self, settings: Settings, worker_id: str, log_dir: Path) -> None:
-        self.settings, self.worker_id, self.log_dir = settings, worker_id, log_dir
+    def __init__(self, settings: Settings, worker_id: str, log_dir: Path, job: str = "flash-sale") -> None:
+        self.settings, self.worker_id, self.log_dir, self.job = settings, worker_id, log_dir, job
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -51,7 +51,7 @@ class Worker:
         env = {**os.environ, **self.settings.as_env(), "LC_LOG_FORMAT": "json"}
         log = open(self.log_dir / f"worker-{self.worker_id}-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce.cli", "worker", "flash-sale", "--worker-id", self.worker_id,
+            [sys.executable, "-m", "livecommerce.cli", "worker", self.job, "--worker-id", self.worker_id,
              "--web-port", str(free_ports(1)[0])],
             env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -269,7 +269,7 @@ def test_twenty_thousand_buyers_five_hundred_units_with_a_kill9(
         assert rows.get(status) == (len(expected), expected), status
 
 
-def warehouse_rows(settings: Settings, tmp_path: Path) -> dict[str, tuple[int, set[str]]]:
+def warehouse_rows(settings: Settings, tmp_path: Path, sku: str = SKU) -> dict[str, tuple[int, set[str]]]:
     """Run the real sink (its own chdb directory) until it committed every order result, stop it,
     and read back ``status -> (rows, order_ids)`` of the flash SKU under FINAL."""
     from confluent_kafka import Consumer, TopicPartition
@@ -301,7 +301,7 @@ def warehouse_rows(settings: Settings, tmp_path: Path) -> dict[str, tuple[int, s
         sink.wait(60)
     (rows,) = query_in_subprocess(dsn, [
         f"SELECT status, count(), groupArray(order_id) FROM livecommerce.order_results FINAL "
-        f"WHERE sku_id = '{SKU}' GROUP BY status"
+        f"WHERE sku_id = '{sku}' GROUP BY status"
     ])
     return {status: (count, set(ids)) for status, count, ids in rows}
 

@@ -15,9 +15,12 @@ from ws_gateway.auth import AuthError, Claims, CloseCode, expiry_plan, is_expire
 from ws_gateway.protocol import (
     CancelAction,
     CommentAction,
+    HostActionMessage,
+    ImpressionAction,
     LikeAction,
     OrderAction,
     PayAction,
+    ProductClickAction,
     ProtocolError,
     parse_client_message,
 )
@@ -88,13 +91,15 @@ def test_a_clients_future_ts_is_accepted_and_ignored() -> None:
     assert attr(event, "ts") == NOW_MS
 
 
-def test_only_viewers_act_and_every_action_has_one_topic() -> None:
+def test_only_viewers_send_viewer_actions_and_every_action_has_one_topic() -> None:
     host = Claims(sub="h", role="host", room="r1", exp=NOW_S)
     with pytest.raises(ActionRejected) as refused:
         authorize_action(host, LikeAction())
     assert refused.value.code == "forbidden_action"
     assert authorize_action(viewer("v"), LikeAction()) == "r1"
-    assert set(TOPIC_OF) == {CommentAction, LikeAction, OrderAction, PayAction, CancelAction}
+    assert set(TOPIC_OF) == {CommentAction, LikeAction, OrderAction, PayAction, CancelAction, ImpressionAction,
+                             ProductClickAction, HostActionMessage}
+    assert TOPIC_OF[HostActionMessage] == "host-actions"  # plus sale-config for sale verbs (test_gateway_host)
 
 
 def test_idempotency_keys_are_scoped_by_user_room_and_kind() -> None:
