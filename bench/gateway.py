@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import copy
 import json
 import os
 import resource
@@ -152,11 +153,14 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
     gate = asyncio.Semaphore(100)  # connection attempts in flight
     transports: list[asyncio.Transport] = []
 
+    update_bytes = 0
+
     def on_text(raw: bytes) -> None:
-        nonlocal received
+        nonlocal received, update_bytes
         counters = orjson.loads(raw).get("counters")
         if counters and window[0] <= counters["ts"] <= window[1]:
             received += 1
+            update_bytes += len(raw)
             latencies.append(int(time.time() * 1000) - counters["ts"])
 
     async def open_one(i: int, stalled: bool) -> None:
@@ -187,7 +191,8 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
     window[0], window[1] = int(start), int(end)
     while time.time() * 1000 < window[1] + 3000:
         await asyncio.sleep(0.2)
-    out.write_bytes(orjson.dumps({"connected": connected, "received": received, "latencies": latencies}))
+    out.write_bytes(orjson.dumps({"connected": connected, "received": received, "latencies": latencies,
+                                 "update_bytes": update_bytes}))
     print("DONE", flush=True)
     await asyncio.to_thread(sys.stdin.readline)  # "EXIT": the gateway's metrics are read before we hang up
     for transport in transports:
@@ -197,16 +202,77 @@ async def _client_main(url: str, count: int, rooms: int, offset: int, slow: int,
 # ---------------------------------------------------------------------------------------------- main
 
 
-def _produce_counters(settings: Any, rooms: int, rate: float, duration: float) -> int:
-    """RoomCounters for every room at ``rate`` per room per second, stamped at produce time."""
+class _ConsoleFeed:
+    """A room's console as the console job would publish it once a second, half an hour into a stream:
+    30 minutes of per-minute rows, 8 SKUs, 30 markers, 20 hot words and a benchmark diagnosis; each
+    view moves the totals, two SKU rows, the current minute and the hot words, as a busy room does."""
+
+    def __init__(self, room_id: str, start_ms: int) -> None:
+        self.room_id = room_id
+        self.start = start_ms - start_ms % 60_000 - 30 * 60_000
+        self.rows = [[400 + i, 30, 200, 900, 800, 90, 12, 99_000, 5, 2] for i in range(30)]
+        self.skus = {f"sku-{k}": [5000, 400, 0.08, 120, 100, 70, 700_000, 0.175] for k in range(8)}
+        self.markers: list[list[Any]] = [[self.start + i * 60_000, kind, "sku-0", ""] for i, kind in
+                        zip(range(30), ["pin", "sale_open", "restock", "alert", "sold_out"] * 6, strict=True)]
+        self.words: list[list[Any]] = [[f"词{k}", 100 - k] for k in range(20)]
+        self.n = 0
+
+    def next(self, now: int) -> bytes:
+        import msgspec
+
+        from schemas import encode
+        from schemas.console import RoomConsoleView, round_for_display
+
+        self.n += 1
+        minute = (now - self.start) // 60_000
+        while len(self.rows) <= minute:
+            self.rows.append([0] * 10)
+        self.rows[minute][0] = 500 + self.n % 50
+        self.rows[minute][2] += 7
+        for k in (self.n % 8, (self.n * 3) % 8):
+            row = self.skus[f"sku-{k}"]
+            row[0] += 11
+            row[1] += 1
+            row[2] = row[1] / row[0]
+        self.words[self.n % 20][1] += 1
+        t = sum(r[0] for r in self.skus.values())
+        body = {
+            "room_id": self.room_id, "event_ts": now, "pinned": "sku-0", "ts": now,
+            "totals": {"viewers": 9000 + self.n, "entries": 12000 + self.n, "impressions": t, "clicks": 3200 + self.n,
+                       "ctr": 0.08, "attempts": 960, "accepted": 800, "paid": 560, "gmv_paid_cents": 5_600_000,
+                       "buyers": 700, "follows": 300 + self.n // 5, "shares": 90, "comments": 6000 + 7 * self.n,
+                       "likes": 27_000 + 30 * self.n, "watch_ms": 10**9 + self.n * 1000, "avg_watch_ms": 110_000.0,
+                       "peak_online": 550},
+            "skus": self.skus, "sku_fields": ["impressions", "clicks", "ctr", "attempts", "accepted", "paid",
+                                              "gmv_paid_cents", "conversion"],
+            "sources": {"recommend_feed": 6000 + self.n, "following_feed": 2500, "search": 1500, "short_video": 1200,
+                        "ads": 600, "shared_link": 200},
+            "followers": {"follower": 3000, "non_follower": 9000 + self.n, "unknown": 0},
+            "series": {"start": self.start, "step": 60_000, "fields": ["online", "entries", "comments", "likes",
+                       "impressions", "clicks", "orders", "gmv_paid_cents", "follows", "shares"], "rows": self.rows},
+            "markers": [*self.markers, [self.start, "online_peak", None, "550"]],
+            "headline": {"avg_online": 480.0 + self.n % 7, "ctr": 0.08, "gpm_cents": 600.0},
+            "benchmark": {"avg_online": 500.0, "ctr": 0.1, "gpm_cents": 550.0},
+            "diagnosis": [{"metric": "ctr", "value": 0.08, "benchmark": 0.1, "gap": -0.2, "level": "red"}],
+            "worst": "ctr", "hot_words": sorted(self.words, key=lambda w: -w[1]),
+        }
+        return encode(msgspec.convert(round_for_display(copy.deepcopy(body)), RoomConsoleView))
+
+
+def _produce_counters(settings: Any, rooms: int, rate: float, duration: float, console: bool = True) -> int:
+    """RoomCounters for every room at ``rate`` per room per second, stamped at produce time, and (with
+    ``console``) each room's console view once a second, as the counters and console jobs publish them."""
     from base.kafka import make_producer
     from schemas import TOPICS, RoomCounters, encode
 
     producer = make_producer(settings, {"linger.ms": 1})
     topic, spec = settings.topic("room-counters"), TOPICS["room-counters"]
+    console_topic = settings.topic("room-console")
+    feeds = [_ConsoleFeed(f"room-{r}", int(time.time() * 1000)) for r in range(rooms)] if console else []
     produced, began = 0, time.monotonic()
     tick = 1.0 / rate
     step = 0
+    next_console = began
     while time.monotonic() - began < duration:
         for r in range(rooms):
             now = int(time.time() * 1000)
@@ -215,6 +281,10 @@ def _produce_counters(settings: Any, rooms: int, rate: float, duration: float) -
                                  gmv_paid_cents_total=step * 9900, ts=now)
             producer.produce(topic, encode(event), key=spec.key_of(event))
             produced += 1
+        if feeds and time.monotonic() >= next_console:
+            next_console += 1.0
+            for feed in feeds:
+                producer.produce(console_topic, feed.next(int(time.time() * 1000)), key=feed.room_id.encode())
         producer.poll(0)
         step += 1
         time.sleep(max(0.0, began + step * tick - time.monotonic()))
@@ -232,6 +302,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of measured traffic")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--flush-interval", type=float, default=0.25)
+    parser.add_argument("--no-console", action="store_true",
+                        help="leave out the rooms' console views (room-console, once a second per room)")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting one")
     parser.add_argument("--_client", nargs=6, metavar=("URL", "COUNT", "ROOMS", "OFFSET", "SLOW", "OUT"),
                         help=argparse.SUPPRESS)
@@ -323,7 +395,7 @@ def main(argv: list[str]) -> int:
 
         watcher = threading.Thread(target=watch_rss, daemon=True)
         watcher.start()
-        produced = _produce_counters(settings, args.rooms, args.rate, args.duration)
+        produced = _produce_counters(settings, args.rooms, args.rate, args.duration, console=not args.no_console)
         for proc in procs:
             assert proc.stdout is not None
             proc.stdout.readline()  # DONE
@@ -335,10 +407,11 @@ def main(argv: list[str]) -> int:
             proc.stdin.write("EXIT\n")
             proc.stdin.flush()
             proc.wait(timeout=120)
-        received, latencies = 0, []
+        received, latencies, update_bytes = 0, [], 0
         for i in range(len(procs)):
             data = json.loads((workdir / f"client{i}.json").read_text())
             received += data["received"]
+            update_bytes += data["update_bytes"]
             latencies.extend(data["latencies"])
         latencies.sort()
         result = {
@@ -351,6 +424,8 @@ def main(argv: list[str]) -> int:
             "events_produced": produced,
             "updates_received": received,
             "updates_per_s": round(received / args.duration, 1),
+            "console_views": not args.no_console,
+            "mean_update_bytes": round(update_bytes / max(received, 1)),
             "p50_ms": _percentile(latencies, 0.50),
             "p99_ms": _percentile(latencies, 0.99),
             "max_ms": latencies[-1] if latencies else None,

@@ -18,7 +18,7 @@ from pathlib import Path
 from base.settings import Settings
 
 #: Jobs started by the demo, in start order (the sink first: it migrates the warehouse).
-DEMO_JOBS = ("sink", "flash-sale", "counters", "sentiment")
+DEMO_JOBS = ("sink", "flash-sale", "counters", "sentiment", "console")
 
 
 @dataclass

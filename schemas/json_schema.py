@@ -13,14 +13,18 @@ from typing import Any
 
 import msgspec
 
+from schemas.console import UNSTORED_TYPES
 from schemas.events import EVENT_TYPES
+
+#: Every type with a JSON Schema: the stored events and the views carried on a topic only.
+WIRE_TYPES = {**EVENT_TYPES, **UNSTORED_TYPES}
 
 JSON_DIR = Path(__file__).with_name("json")
 
 
 def schema_of(tag: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one event type, by its tag."""
-    body = msgspec.json.schema(EVENT_TYPES[tag])
+    body = msgspec.json.schema(WIRE_TYPES[tag])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"livecommerce/{tag}.schema.json",
@@ -32,7 +36,7 @@ def rendered() -> dict[str, str]:
     """File name -> file text of every schema."""
     return {
         f"{tag}.schema.json": json.dumps(schema_of(tag), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        for tag in sorted(EVENT_TYPES)
+        for tag in sorted(WIRE_TYPES)
     }
 
 

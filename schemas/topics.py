@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schemas.base import Event
+from schemas.console import RoomConsoleView
 from schemas.events import (
     Alert,
     Comment,
@@ -89,6 +90,11 @@ _SPECS = [
               dict(_ARRIVAL)),
     TopicSpec(
         "room-benchmarks", RoomBenchmark, "room_id", "Each room's median of its previous 14 days' streams.",
+        {"cleanup.policy": "compact"},
+    ),
+    TopicSpec(
+        "room-console", RoomConsoleView, "room_id",
+        "The host's console per room (funnel, sources, trends, markers, diagnosis), at most 1/s per room.",
         {"cleanup.policy": "compact"},
     ),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from base.kafka import make_admin
 from base.settings import Settings
+from streams.counters import console_job as console
 from streams.counters import job as counters
 from streams.flash_sale import job as flash_sale
 from streams.runtime.changelog import ensure_changelog, input_partition_count
@@ -18,6 +19,7 @@ from streams.runtime.changelog import ensure_changelog, input_partition_count
 STATEFUL_JOBS = (
     (counters.CHANGELOG, counters.INPUTS),
     (flash_sale.CHANGELOG, flash_sale.INPUTS),
+    (console.CHANGELOG, console.INPUTS),
 )
 
 

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 #: Logical topics the gateway shows to clients (``host-actions`` for the host's pins, ``sale-config-applied``
-#: for the sale terms the flash-sale job really applied).
+#: for the sale terms the flash-sale job really applied, ``room-console`` for the host's console).
 OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-results", "host-actions",
-                 "sale-config-applied")
+                 "sale-config-applied", "room-console")
 
 Batch = list[tuple[str, Event]]
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from schemas.base import Event
+from schemas.console import RoomConsoleView, delta, view_body
 from schemas.events import Alert, HostAction, RoomCounters, SaleConfig, ScoredComment, StockUpdate
 from ws_gateway.protocol import encode
 
@@ -78,6 +79,9 @@ class RoomState:
         self.alerts: deque[dict[str, Any]] = deque(maxlen=recent_alerts)
         self.comments: deque[dict[str, Any]] = deque(maxlen=recent_comments)
         self.series: deque[list[int]] = deque(maxlen=SERIES_POINTS)
+        #: The room's console (host audience only): the latest view, and the one the last update was made from.
+        self.console: dict[str, Any] | None = None
+        self._console_sent: dict[str, Any] | None = None
         self._counters_changed = False
         self._stock_changed: set[str] = set()
         self._new_alerts: list[dict[str, Any]] = []
@@ -107,6 +111,9 @@ class RoomState:
                     "label": event.label, "score": event.score, "ts": event.ts}
             self.comments.append(item)
             self._new_comments.append(item)
+            return True
+        if isinstance(event, RoomConsoleView):
+            self.console = view_body(event)
             return True
         if isinstance(event, HostAction):
             return self._apply_host_action(event)
@@ -206,7 +213,7 @@ class RoomState:
     @property
     def dirty(self) -> bool:
         return bool(self._counters_changed or self._stock_changed or self._new_alerts or self._new_comments
-                    or self._pinned_changed or self._sales_changed)
+                    or self._pinned_changed or self._sales_changed or self.console is not self._console_sent)
 
     def flush_due(self, now: float, interval: float) -> dict[Audience, bytes]:
         """Throttle, not debounce: a change after a quiet ``interval`` goes out at once, changes within
@@ -230,6 +237,13 @@ class RoomState:
             host["alerts"] = self._new_alerts[-(self.alerts.maxlen or 1):]
         if self._new_comments:  # a burst of comments: only as many as the dashboard keeps
             host["comments"] = self._new_comments[-(self.comments.maxlen or 1):]
+        if self.console is not self._console_sent and self.console is not None:
+            # Only what changed since the view the previous update was made from (usually a few
+            # totals, the SKU rows that moved and the current minute); a snapshot carries it whole.
+            change = delta(self._console_sent, self.console)
+            if change:
+                host["console"] = change
+            self._console_sent = self.console
         viewer: dict[str, Any] = {"stock": stock} if stock else {}
         if self._pinned_changed:
             host["pinned"] = viewer["pinned"] = self.pinned()
@@ -259,6 +273,6 @@ class RoomState:
         }
         if audience == "host":
             body.update(counters=self.counters, alerts=list(self.alerts), comments=list(self.comments),
-                        series=list(self.series), sales=self.sales)
+                        series=list(self.series), sales=self.sales, console=self.console)
         return encode(body)
 

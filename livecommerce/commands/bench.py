@@ -10,9 +10,9 @@ import argparse
 
 from base.settings import Settings
 
-HELP = "Run a benchmark (pipeline, flash-sale, sentiment, gateway, report); --json prints one JSON line."
+HELP = "Run a benchmark (pipeline, flash-sale, sentiment, gateway, report, e2e); --json prints one JSON line."
 
-BENCHES = ["pipeline", "flash-sale", "sentiment", "gateway", "report"]
+BENCHES = ["pipeline", "flash-sale", "sentiment", "gateway", "report", "e2e"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.sentiment import main
     elif args.name == "gateway":
         from bench.gateway import main
+    elif args.name == "e2e":
+        from bench.e2e import main
     else:
         from bench.report import main
     return int(main(rest) or 0)

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from base.settings import Settings
 
-HELP = "Run a stream worker: flash-sale, counters, sentiment or sink."
+HELP = "Run a stream worker: flash-sale, counters, console, sentiment or sink."
 
-JOBS = ("counters", "flash-sale", "sentiment", "sink")
+JOBS = ("console", "counters", "flash-sale", "sentiment", "sink")
 
 
 def _runner_of(job: str) -> Callable[[Settings, str, int], int]:
@@ -18,6 +18,8 @@ def _runner_of(job: str) -> Callable[[Settings, str, int], int]:
         from streams.flash_sale.job import run_worker
     elif job == "counters":
         from streams.counters.job import run_worker
+    elif job == "console":
+        from streams.counters.console_job import run_worker
     elif job == "sink":
         from streams.sink.job import run_worker
     else:

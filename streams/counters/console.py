@@ -38,6 +38,7 @@ so no record grows with the audience; :meth:`ConsoleCounters.restore` rebuilds t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from typing import Any
 import msgspec
 
 from schemas.base import Event
+from schemas.console import RoomConsoleView, apply_delta, delta, round_for_display
 from schemas.events import (
     Alert,
     Comment,
@@ -501,73 +503,18 @@ def snapshot(room: RoomConsole) -> dict[str, Any]:
 
 
 # ---- deltas: what goes on the wire -----------------------------------------------------------
-
-#: Keys whose values are maps sent entry by entry (entries never disappear).
-_MAP_KEYS = ("skus", "sources", "totals", "headline")
-
-
-def _common_prefix(a: list[Any], b: list[Any]) -> int:
-    i, n = 0, min(len(a), len(b))
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+# One rule for the job, the gateway and the page: :mod:`schemas.console` (re-exported here).
+__all__ = ["ConsoleCounters", "RoomConsole", "apply_delta", "delta", "snapshot", "view_of"]
 
 
-def delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """What changed from ``old`` to ``new`` (both :func:`snapshot` outputs); ``old`` None = everything.
+def view_of(snap: dict[str, Any], published_ms: int) -> RoomConsoleView:
+    """The wire view (``room-console``) of a :func:`snapshot`, published at ``published_ms``, its floats
+    rounded for display (:func:`schemas.console.round_for_display`).
 
-    Maps (SKUs, sources, totals, headline) carry only their changed entries; the series carries the
-    rows from the first one that changed (usually the current minute alone) with ``from`` = its
-    index; markers likewise (``from`` = the first new or changed one: new markers are appended, only
-    the online peak at the end moves).  A key whose map lost entries, or whose series start moved
-    (a late event in an earlier minute), is sent whole and listed in ``replace``.
-    :func:`apply_delta` rebuilds ``new`` from ``old`` and this.
-    """
-    if old is None:
-        return dict(new)
-    out: dict[str, Any] = {}
-    replace: list[str] = []
-    for key, value in new.items():
-        before = old.get(key)
-        if value == before:
-            continue
-        if key in _MAP_KEYS and isinstance(before, dict) and isinstance(value, dict) and set(before) <= set(value):
-            out[key] = {k: v for k, v in value.items() if k not in before or before[k] != v}
-        elif key == "series" and isinstance(before, dict) and before["start"] == value["start"]:
-            i = _common_prefix(before["rows"], value["rows"])
-            out[key] = {"from": i, "rows": value["rows"][i:]}
-        elif key == "markers" and isinstance(before, list):
-            i = _common_prefix(before, value)
-            out[key] = {"from": i, "items": value[i:]}
-        else:
-            out[key] = value
-            replace.append(key)
-    if replace:
-        out["replace"] = replace
-    return out
-
-
-def apply_delta(old: dict[str, Any] | None, change: dict[str, Any]) -> dict[str, Any]:
-    """The snapshot that ``change`` (from :func:`delta`) makes of ``old``: what the page does."""
-    if old is None:
-        return dict(change)
-    new = dict(old)
-    replace = set(change.get("replace", ()))
-    for key, value in change.items():
-        if key == "replace":
-            continue
-        before = old.get(key)
-        if key in replace:
-            new[key] = value
-        elif key in _MAP_KEYS:
-            assert isinstance(before, dict)
-            new[key] = {**before, **value}
-        elif key == "series":
-            assert isinstance(before, dict)
-            new[key] = {**before, "rows": before["rows"][: value["from"]] + value["rows"]}
-        elif key == "markers":
-            assert isinstance(before, list)
-            new[key] = before[: value["from"]] + value["items"]
-        else:
-            new[key] = value
-    return new
+    ``msgspec.convert`` checks every field against the schema, so the job never publishes a view
+    the gateway would refuse."""
+    body = round_for_display(copy.deepcopy(snap))
+    body["room_id"] = body.pop("room")
+    body["event_ts"] = body.pop("ts")
+    body["ts"] = published_ms
+    return msgspec.convert(body, RoomConsoleView)
