@@ -95,7 +95,8 @@ _SPECS = [
     TopicSpec(
         "room-console", RoomConsoleView, "room_id",
         "The host's console per room (funnel, sources, trends, markers, diagnosis), at most 1/s per room.",
-        {"cleanup.policy": "compact"},
+        # a view a second per room: roll segments hourly so compaction (closed segments only) keeps it small
+        {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000)},
     ),
 ]
 
