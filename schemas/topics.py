@@ -75,6 +75,13 @@ _SPECS = [
         {"cleanup.policy": "compact,delete", "retention.ms": _WEEK_MS},
     ),
     TopicSpec("scored-comments", ScoredComment, "room_id", "Comments with sentiment label and score."),
+    # Before "room-counters" on purpose ({spec.event: spec ...}, last wins, must give the closed windows).
+    TopicSpec(
+        "room-counters-live", RoomCounters, "room_id",
+        "The open window's counters of each changed room, every 250 ms: the dashboard's tiles between "
+        "closed windows (not stored).",
+        {"retention.ms": str(3600 * 1000)},
+    ),
     TopicSpec(
         "room-counters", RoomCounters, "room_id", "1-second live counter snapshots per room.",
         {"retention.ms": str(24 * 3600 * 1000)},

@@ -35,8 +35,8 @@ log = get_logger(__name__)
 
 #: Logical topics the gateway shows to clients (``host-actions`` for the host's pins, ``sale-config-applied``
 #: for the sale terms the flash-sale job really applied, ``room-console`` for the host's console).
-OUTPUT_TOPICS = ("room-counters", "stock", "alerts", "scored-comments", "order-results", "host-actions",
-                 "sale-config-applied", "room-console")
+OUTPUT_TOPICS = ("room-counters", "room-counters-live", "stock", "alerts", "scored-comments", "order-results",
+                 "host-actions", "sale-config-applied", "room-console")
 
 Batch = list[tuple[str, Event]]
 

@@ -69,6 +69,8 @@ class CounterConfig:
     idle_ms: int = DEFAULT_IDLE_MS
     heartbeat_timeout_ms: int = 90_000
     rolling_ms: int = 60_000
+    #: How often (wall time) a changed room's OPEN window is shown on ``room-counters-live``.
+    live_ms: int = 250
 
 
 class WindowAgg(msgspec.Struct, array_like=True):
@@ -146,6 +148,10 @@ class Room:
     orders: set[tuple[str, str, str, str]] = field(default_factory=set)
     online: dict[str, int] = field(default_factory=dict)  # user -> last seen, only if online
     expiry: list[tuple[int, str]] = field(default_factory=list)  # heap of (seen, user), lazily pruned
+    #: What the last live snapshot showed (see :meth:`PartitionCounters.emit_live`) and when: runtime
+    #: only, never changelogged, because live snapshots change no state.
+    live_mark: tuple[int, ...] = ()
+    live_wall: int = NO_TIME
 
     def refresh_viewer(self, user: str, viewer: Viewer, timeout_ms: int) -> None:
         """Put ``user`` in or out of the online set after its record changed."""
@@ -385,6 +391,33 @@ class PartitionCounters:
                     out.append(self._snapshot(room, latest_end - size, WindowAgg(), wall_ms))
         return out
 
+    def emit_live(self, wall_ms: int) -> list[RoomCounters]:
+        """Snapshots of each changed room's OPEN window, at most one per room per ``live_ms`` of wall time.
+
+        Why: a closed window is shown only when the watermark passes its end plus the allowed
+        lateness, so a like waits up to 1.1 s before the host sees it.  A live snapshot carries the
+        totals so far (and the open window's partial counts) within ``live_ms``.  It READS the state
+        and changes nothing (no expiry, no peak, no rolling list), so the closed-window snapshots,
+        the changelog and a restore are exactly what they were without it; ``online`` counts the
+        viewers not yet expired (the closed window's snapshot applies the heartbeat timeout)."""
+        size, live_ms = self.config.window_ms, self.config.live_ms
+        out: list[RoomCounters] = []
+        for room in self.rooms.values():
+            if wall_ms - room.live_wall < live_ms:
+                continue
+            state = room.state
+            mark = (state.comments_total, state.likes_total, state.order_attempts_total, state.gmv_paid_cents_total,
+                    state.unique_viewers, len(room.online), len(state.mood), state.mood_newest_ts,
+                    state.late_events, len(state.stock))
+            if mark == room.live_mark:
+                continue
+            room.live_mark, room.live_wall = mark, wall_ms
+            newest = room.watermark.event_max
+            start = max(newest - newest % size, state.last_emitted_end)
+            agg = state.windows.get(start) or WindowAgg()
+            out.append(self._counters_of(room, start, agg, len(room.online), state.rolling, wall_ms, partial=True))
+        return out
+
     def _snapshot(self, room: Room, start: int, agg: WindowAgg, wall_ms: int) -> RoomCounters:
         state = room.state
         end = start + self.config.window_ms
@@ -392,7 +425,6 @@ class PartitionCounters:
         online = len(room.online)
         if online > state.peak_online:
             state.peak_online = online
-        mood = window_mood(state.mood, end - 1, self.mood_window_ms)
         rolling = state.rolling
         if agg.comments or agg.likes or agg.gmv_paid_cents:
             rolling.append((start, agg.comments, agg.likes, agg.gmv_paid_cents))
@@ -402,20 +434,34 @@ class PartitionCounters:
         state.last_emitted_end = end
         state.unshown = False
         self._dirty_rooms.add(state.room_id)
+        return self._counters_of(room, start, agg, online, rolling, wall_ms, partial=False)
+
+    def _counters_of(
+        self, room: Room, start: int, agg: WindowAgg, online: int, rolling: list[tuple[int, int, int, int]],
+        wall_ms: int, *, partial: bool,
+    ) -> RoomCounters:
+        """The snapshot of window ``start``; ``partial`` (a live one) adds the open window to the
+        rolling sums, which only closed windows are in."""
+        state = room.state
+        end = start + self.config.window_ms
+        mood = window_mood(state.mood, end - 1, self.mood_window_ms)
+        extra = (agg.comments, agg.likes, agg.gmv_paid_cents) if partial else (0, 0, 0)
+        horizon = end - self.config.rolling_ms
+        rolling = [r for r in rolling if r[0] >= horizon]
         viewers = state.unique_viewers
         return RoomCounters(
             room_id=state.room_id,
             window_start=start,
             window_end=end,
             online=online,
-            peak_online=state.peak_online,
+            peak_online=max(state.peak_online, online),
             unique_viewers=viewers,
             comments=agg.comments,
             likes=agg.likes,
             comments_total=state.comments_total,
             likes_total=state.likes_total,
-            comments_60s=sum(r[1] for r in rolling),
-            likes_60s=sum(r[2] for r in rolling),
+            comments_60s=sum(r[1] for r in rolling) + extra[0],
+            likes_60s=sum(r[2] for r in rolling) + extra[1],
             order_attempts=agg.order_attempts,
             order_attempts_total=state.order_attempts_total,
             orders_accepted=agg.orders_accepted,
@@ -423,7 +469,7 @@ class PartitionCounters:
             units_total=state.units_total,
             gmv_reserved_cents_total=state.gmv_reserved_cents_total,
             gmv_paid_cents_total=state.gmv_paid_cents_total,
-            gmv_paid_cents_60s=sum(r[3] for r in rolling),
+            gmv_paid_cents_60s=sum(r[3] for r in rolling) + extra[2],
             unique_buyers=state.unique_buyers,
             conversion_rate=state.unique_buyers / viewers if viewers else 0.0,
             gpm_cents=state.gmv_paid_cents_total * 1000 / viewers if viewers else 0.0,

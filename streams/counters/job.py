@@ -1,4 +1,5 @@
-"""The counters job on the stream runtime: room events in, 1-s room-counters snapshots out.
+"""The counters job on the stream runtime: room events in, 1-s room-counters snapshots out (and,
+every 250 ms, the open window of each changed room on room-counters-live, for the dashboard).
 
 Each input partition's :class:`CountersTask` adapts one pure
 :class:`~streams.counters.core.PartitionCounters`.  All room-keyed inputs are co-partitioned
@@ -44,6 +45,9 @@ class CountersTask:
         snapshots = self.counters.emit(wall_ms)
         if snapshots:
             self._outputs += [("room-counters", snap) for snap in snapshots]
+        live = self.counters.emit_live(wall_ms)
+        if live:
+            self._outputs += [("room-counters-live", snap) for snap in live]
 
     def take_outputs(self) -> list[Output]:
         outputs, self._outputs = self._outputs, []

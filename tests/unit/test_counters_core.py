@@ -336,3 +336,39 @@ def test_counted_answers_survive_compaction_in_chunks_and_a_resent_answer_counts
     snap = final(restored.emit(FAR))["r1"]
     assert snap.order_attempts_total == n
     assert snap.orders_accepted_total == n
+
+
+@relaxed
+@given(stream=streams, cuts=st.lists(st.integers(0, 80), max_size=6))
+def test_live_snapshots_change_nothing_the_closed_windows_or_the_changelog_show(
+    stream: list[Event], cuts: list[int]
+) -> None:
+    """A worker that also emits the open window's live snapshots (every call: live_ms 0) produces the
+    very same closed-window snapshots and changelog records as one that does not."""
+    cfg = CounterConfig(allowed_lateness_ms=200, idle_ms=500, heartbeat_timeout_ms=3_000, rolling_ms=5_000,
+                        live_ms=0)
+    plain, live = PartitionCounters(cfg), PartitionCounters(cfg)
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(stream)}), len(stream)]
+    plain_out: list[RoomCounters] = []
+    live_out: list[RoomCounters] = []
+    for lo, hi in itertools.pairwise(bounds):
+        for counters, out in ((plain, plain_out), (live, live_out)):
+            counters.apply_all(stream[lo:hi], WALL)
+            out += counters.emit(WALL)
+        live.emit_live(WALL)
+        assert live.take_changes() == plain.take_changes()
+    assert live_out + live.emit(FAR) == plain_out + plain.emit(FAR)
+
+
+def test_a_like_shows_in_a_live_snapshot_before_its_window_closes() -> None:
+    cfg = CounterConfig(live_ms=250)
+    counters = PartitionCounters(cfg)
+    counters.apply_all([Like(event_id="l1", room_id="r1", user_id="u1", count=3, ts=T0 + 10)], WALL)
+    assert counters.emit(WALL) == []  # its window is still open
+    (snap,) = counters.emit_live(WALL)
+    assert (snap.likes_total, snap.likes, snap.likes_60s, snap.window_start) == (3, 3, 3, T0)
+    assert counters.emit_live(WALL + 100) == []  # nothing changed (and within live_ms)
+    counters.apply_all([Like(event_id="l2", room_id="r1", user_id="u1", count=1, ts=T0 + 20)], WALL + 100)
+    assert counters.emit_live(WALL + 200) == []  # changed, but within live_ms of the last one
+    (later,) = counters.emit_live(WALL + 250)
+    assert later.likes_total == 4
