@@ -5,7 +5,8 @@ subscribers (planned by :func:`~ws_gateway.backpressure.plan_fan_out`, written w
 client slows another), client frames through :mod:`ws_gateway.protocol`, :mod:`ws_gateway.auth`,
 :mod:`ws_gateway.limits`, :mod:`ws_gateway.dedupe` and :mod:`ws_gateway.actions` into the idempotent
 producer.  Every decision is in those modules; this one holds sockets, timers and the producer.
-HTTP routes: ``/`` (the dashboard), ``/healthz`` and ``/metrics``; the websocket endpoint is
+HTTP routes: ``/`` (the dashboard), ``/reports/<room>/...`` (:mod:`ws_gateway.reports`), ``/healthz``
+and ``/metrics``; the websocket endpoint is
 ``/ws?token=…``.  Background work (the ticker) runs under :class:`~ws_gateway.supervise.Supervisor`.
 """
 
@@ -47,6 +48,7 @@ from ws_gateway.actions import (
     idempotency_key,
 )
 from ws_gateway.auth import (
+    REPORTS_PREFIX,
     AuthError,
     Claims,
     CloseCode,
@@ -77,6 +79,7 @@ from ws_gateway.protocol import (
     ref_of,
 )
 from ws_gateway.protocol import encode as encode_message
+from ws_gateway.reports import report_response
 from ws_gateway.rooms import Audience, RoomState
 from ws_gateway.supervise import RestartPolicy, Supervisor
 
@@ -99,6 +102,10 @@ class GatewayFailed(RuntimeError):
 
 def dashboard_html() -> str:
     return resources.files("ws_gateway").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+
+
+def static_text(name: str) -> str:
+    return resources.files("ws_gateway").joinpath(f"static/{name}").read_text(encoding="utf-8")
 
 
 def token_of(request: Request) -> str | None:
@@ -254,6 +261,12 @@ class Gateway:
             return None
         if path in ("/", "/dashboard"):
             return self._respond(connection, 200, self.html, "text/html; charset=utf-8")
+        if path.startswith(REPORTS_PREFIX):
+            status, text, kind = report_response(self.settings.reports_dir, self.settings.jwt_secret, path,
+                                                 token_of(request), int(wall_s()))
+            return self._respond(connection, status, text, kind)
+        if path == "/reports.js":
+            return self._respond(connection, 200, static_text("reports.js"), "text/javascript; charset=utf-8")
         if path == "/healthz":
             status, body = self.health()
             return self._respond(connection, 200 if status in ("ok", "degraded") else 503,

@@ -33,7 +33,8 @@ def test_ended_means_an_event_now_or_later_starts_a_new_stream(active: list[int]
         assert len(split_streams("r", [(m, 1) for m in active] + [(later + 7 * MINUTE_MS, 1)], gap)) == len(before) + 1
 
 
-@given(st.dictionaries(st.sampled_from(["a", "b", "c", "..", "x/y"]), st.integers(0, 60).map(lambda i: T0 + i * MINUTE_MS)),
+@given(st.dictionaries(st.sampled_from(["a", "b", "c", "..", "x/y"]),
+                       st.integers(0, 60).map(lambda i: T0 + i * MINUTE_MS)),
        st.integers(0, 120 * MINUTE_MS), gaps)
 def test_each_ended_stream_is_reported_once(last: dict[str, int], after: int, gap: int) -> None:
     now = T0 + after
