@@ -113,6 +113,7 @@ class StreamReports:
         path = finished.report_path(self.reports_dir, room, span.stream_id)
         if path.exists():
             self.stats["reports_found"] += 1
+            log.info("stream_report_exists", room=room, stream=span.stream_id, path=str(path))
             return None
         started = time.monotonic()
         # Benchmark first: the report file is the record that the stream is done, so a crash between
