@@ -136,13 +136,15 @@ def stream_reports(settings: Settings) -> StreamReports | None:
     """The hook for the sink worker of ``settings`` (None when ``LC_STREAM_GAP_S`` is 0)."""
     if settings.stream_gap_s <= 0:
         return None
+    from confluent_kafka import Producer
+
     from base.kafka import make_producer
     from schemas import TOPICS, encode
     from warehouse.client import database_of, get_client
 
     dsn = settings.effective_clickhouse_dsn
     spec = TOPICS["room-benchmarks"]
-    producers = []
+    producers: list[Producer] = []
 
     def publish(bench: RoomBenchmark) -> None:
         if not producers:

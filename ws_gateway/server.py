@@ -262,9 +262,9 @@ class Gateway:
         if path in ("/", "/dashboard"):
             return self._respond(connection, 200, self.html, "text/html; charset=utf-8")
         if path.startswith(REPORTS_PREFIX):
-            status, text, kind = report_response(self.settings.reports_dir, self.settings.jwt_secret, path,
-                                                 token_of(request), int(wall_s()))
-            return self._respond(connection, status, text, kind)
+            code, text, kind = report_response(self.settings.reports_dir, self.settings.jwt_secret, path,
+                                               token_of(request), int(wall_s()))
+            return self._respond(connection, code, text, kind)
         if path == "/reports.js":
             return self._respond(connection, 200, static_text("reports.js"), "text/javascript; charset=utf-8")
         if path == "/healthz":
