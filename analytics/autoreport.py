@@ -72,7 +72,7 @@ class StreamReports:
         self.clock = clock
         self.reported: dict[str, int] = {}
         self.next_check_ms = 0
-        self.stats = {"reports_written": 0, "reports_found": 0, "reports_failed": 0, "report_build_ms_last": 0}
+        self.stats = {"written": 0, "found": 0, "failed": 0, "build_ms_max": 0}
 
     def __call__(self) -> None:
         now = self.clock()
@@ -92,7 +92,7 @@ class StreamReports:
             try:
                 path = self.write(client, database, room, now)
             except Exception:  # one room's failure must not stop the sink; retried after a restart
-                self.stats["reports_failed"] += 1
+                self.stats["failed"] += 1
                 log.exception("stream_report_failed", room=room)
                 path = None
             self.reported[room] = last[room]
@@ -112,7 +112,7 @@ class StreamReports:
         span = spans[-1]
         path = finished.report_path(self.reports_dir, room, span.stream_id)
         if path.exists():
-            self.stats["reports_found"] += 1
+            self.stats["found"] += 1
             log.info("stream_report_exists", room=room, stream=span.stream_id, path=str(path))
             return None
         started = time.monotonic()
@@ -125,8 +125,8 @@ class StreamReports:
             remove_stale_temps(path.parent)
         write_atomically(path, html)
         took = int((time.monotonic() - started) * 1000)
-        self.stats["reports_written"] += 1
-        self.stats["report_build_ms_last"] = took
+        self.stats["written"] += 1
+        self.stats["build_ms_max"] = max(self.stats["build_ms_max"], took)
         log.info("stream_report_written", room=room, stream=span.stream_id, path=str(path), ms=took,
                  bytes=path.stat().st_size)
         return path
