@@ -113,6 +113,11 @@ class Settings:
     sink_max_age_ms: int = _setting(
         1000, "LC_SINK_MAX_AGE_MS", "The sink inserts once its oldest buffered message is this old (ms)."
     )
+    stream_gap_s: int = _setting(
+        1800, "LC_STREAM_GAP_S",
+        "Quiet seconds after which a room's stream has ended: the sink then writes its report into "
+        "<data_dir>/reports/<room>/ and publishes the room's benchmark (0 turns that off).",
+    )
     worker_web_port: int = _setting(
         6066, "LC_WORKER_WEB_PORT",
         "Web port of a worker: Prometheus /metrics (and Faust's web views for the sentiment job), on 127.0.0.1; "
@@ -158,6 +163,12 @@ class Settings:
     @property
     def effective_clickhouse_dsn(self) -> str:
         return self.clickhouse_dsn or f"chdb://{Path(self.data_dir).resolve() / 'clickhouse'}"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where the sink writes the reports of ended streams and the gateway serves them from:
+        ``<reports_dir>/<room>/<stream_id>.html``."""
+        return Path(self.data_dir).resolve() / "reports"
 
     @classmethod
     def documented(cls) -> list[tuple[str, str, str]]:

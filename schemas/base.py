@@ -33,6 +33,16 @@ Id = Annotated[
         description="Identifier: 1-64 characters of A-Z a-z 0-9 _ . : -",
     ),
 ]
+#: The :data:`Id` rule as a regex, for ids that arrive outside an event (a URL, a file name).
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def is_file_id(text: str) -> bool:
+    """Whether ``text`` is an :data:`Id` that is safe as ONE path component: no ``/`` (the Id rule)
+    and no leading dot, which rules out ``.`` and ``..`` (valid Ids) and hidden files."""
+    return ID_PATTERN.fullmatch(text) is not None and not text.startswith(".")
+
+
 TimestampMs = Annotated[
     int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS, description="Event time, milliseconds since the Unix epoch (UTC).")
 ]

@@ -34,6 +34,8 @@ from typing import Literal
 import jwt
 from jwt.types import Options
 
+from schemas.base import is_file_id
+
 Role = Literal["host", "viewer", "ops"]
 ROLES: tuple[Role, ...] = ("host", "viewer", "ops")
 
@@ -193,3 +195,54 @@ def renew(secret: str, current: Claims, token: str | None, *, now_s: int) -> Cla
     if (fresh.sub, fresh.role, fresh.room) != (current.sub, current.role, current.room):
         raise AuthError(CloseCode.TOKEN_INVALID, "a renewal token must name the same user, role and room")
     return fresh
+
+
+# ---------------------------------------------------------------- reports of ended streams
+
+#: URL prefix of the reports the sink writes (``<data_dir>/reports/<room>/<stream_id>.html``).
+REPORTS_PREFIX = "/reports/"
+
+
+@dataclass(frozen=True)
+class ReportRoute:
+    """``/reports/<room>/`` (the list: ``stream_id`` None) or ``/reports/<room>/<stream_id>.html``."""
+
+    room: str
+    stream_id: str | None
+
+
+def report_route(path: str) -> ReportRoute | None:
+    """The report a URL path names, or None when it names none (the gateway answers 404).
+
+    Both ids must be :func:`schemas.base.is_file_id` ids (the shared Id rule, no leading dot), so a
+    path can never leave the reports directory: no ``/``, no ``..``, no hidden file, nothing decoded.
+    """
+    if not path.startswith(REPORTS_PREFIX):
+        return None
+    parts = path[len(REPORTS_PREFIX):].split("/")
+    if len(parts) != 2 or not is_file_id(parts[0]):
+        return None
+    room, name = parts
+    if name == "":
+        return ReportRoute(room, None)
+    stream_id = name.removesuffix(".html")
+    if stream_id == name or not is_file_id(stream_id):
+        return None
+    return ReportRoute(room, stream_id)
+
+
+def authorize_report(claims: Claims, room: str) -> None:
+    """Reports are for the room's host and for ops; :class:`AuthError` for anyone else.
+
+    A viewer gets ``STREAM_FORBIDDEN`` (the report is host-only, like the counters stream), a host
+    of another room ``ROOM_FORBIDDEN``.  The gateway answers both with HTTP 403, token errors with 401.
+    """
+    if claims.role == "viewer":
+        raise AuthError(CloseCode.STREAM_FORBIDDEN, "viewers may not read reports")
+    if claims.role != "ops" and claims.room != room:
+        raise AuthError(CloseCode.ROOM_FORBIDDEN, f"token is for room {claims.room}, not {room}")
+
+
+def http_status(error: AuthError) -> int:
+    """401 when the token itself is missing, invalid or expired; 403 when it may not see this."""
+    return 401 if error.code in (CloseCode.TOKEN_MISSING, CloseCode.TOKEN_INVALID, CloseCode.TOKEN_EXPIRED) else 403

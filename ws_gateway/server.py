@@ -6,7 +6,7 @@ client slows another), client frames through :mod:`ws_gateway.protocol`, :mod:`w
 :mod:`ws_gateway.limits`, :mod:`ws_gateway.dedupe` and :mod:`ws_gateway.actions` into the idempotent
 producer.  Every decision is in those modules; this one holds sockets, timers and the producer.
 HTTP routes: ``/`` (the dashboard), ``/viewer`` (the viewer's buy page), ``/static/<file>`` (the pages'
-scripts), ``/healthz`` and ``/metrics``; the websocket endpoint is
+scripts), ``/reports/<room>/...`` (:mod:`ws_gateway.reports`), ``/healthz`` and ``/metrics``; the websocket endpoint is
 ``/ws?token=…``.  Background work (the ticker) runs under :class:`~ws_gateway.supervise.Supervisor`.
 """
 
@@ -51,6 +51,7 @@ from ws_gateway.actions import (
     idempotency_key,
 )
 from ws_gateway.auth import (
+    REPORTS_PREFIX,
     AuthError,
     Claims,
     CloseCode,
@@ -82,6 +83,7 @@ from ws_gateway.protocol import (
     ref_of,
 )
 from ws_gateway.protocol import encode as encode_message
+from ws_gateway.reports import report_response
 from ws_gateway.rooms import Audience, RoomState
 from ws_gateway.supervise import RestartPolicy, Supervisor
 
@@ -289,6 +291,10 @@ class Gateway:
             found = static_file(path)
             if found is not None:
                 return self._respond(connection, 200, *found)
+        if path.startswith(REPORTS_PREFIX):
+            code, text, kind = report_response(self.settings.reports_dir, self.settings.jwt_secret, path,
+                                               token_of(request), int(wall_s()))
+            return self._respond(connection, code, text, kind)
         if path == "/healthz":
             status, body = self.health()
             return self._respond(connection, 200 if status in ("ok", "degraded") else 503,

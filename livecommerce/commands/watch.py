@@ -2,7 +2,8 @@
 
 Readable at 80 columns: the table keeps the columns that matter most and drops the others as the
 terminal narrows (:func:`columns_for`).  When the output is piped (not a terminal) it prints one
-plain line per room and snapshot instead of redrawing, so ``watch | grep`` and logs stay readable.
+plain line per room and snapshot instead of redrawing (no control codes), each as wide as
+``COLUMNS`` (80 when unset), so ``watch | grep`` and logs stay readable.
 """
 
 from __future__ import annotations
@@ -59,9 +60,18 @@ def columns_for(width: int) -> list[tuple[str, int, Callable[[RoomCounters], str
     return chosen
 
 
-def line_of(snap: RoomCounters) -> str:
-    """One plain line per snapshot, for pipes: every value, ``name=value`` separated by spaces."""
-    return " ".join(f"{header.replace(' ', '_')}={value(snap)}" for header, _, value in COLUMNS)
+def line_of(snap: RoomCounters, width: int | None = None) -> str:
+    """One plain line per snapshot, for pipes: ``name=value`` pairs separated by spaces, the most
+    important first, as many as fit ``width`` characters (every one when ``width`` is None).  The
+    room comes first and is shortened with ``~`` if even it does not fit."""
+    pairs = [f"{header.replace(' ', '_')}={value(snap)}" for header, _, value in COLUMNS]
+    if width is None:
+        return " ".join(pairs)
+    line = pairs[0] if len(pairs[0]) <= width else pairs[0][: max(width - 1, 0)] + "~"
+    for pair in pairs[1:]:
+        if len(line) + 1 + len(pair) <= width:
+            line += " " + pair
+    return line
 
 
 def render(latest: dict[str, RoomCounters], width: int) -> Table:
@@ -110,9 +120,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if piped:
+            width = shutil.get_terminal_size().columns  # COLUMNS when set, else 80
             while deadline is None or time.monotonic() < deadline:
                 for snap in poll():
-                    print(line_of(snap), flush=True)
+                    print(line_of(snap, width), flush=True)
         else:
             from rich.live import Live
 

@@ -21,10 +21,23 @@ def _runner_of(job: str) -> Callable[[Settings, str, int], int]:
     elif job == "console":
         from streams.counters.console_job import run_worker
     elif job == "sink":
-        from streams.sink.job import run_worker
+        return _sink_with_reports
     else:
         from streams.sentiment.worker import run_worker
     return run_worker
+
+
+def _sink_with_reports(settings: Settings, worker_id: str, web_port: int) -> int:
+    """The sink, which owns the store, also writes the reports of ended streams (the stream layer may
+    not import analytics, so they are put together here)."""
+    from analytics.autoreport import stream_reports
+    from base.metrics import export_stats
+    from streams.sink.job import run_worker
+
+    hook = stream_reports(settings)
+    if hook is not None:
+        export_stats("lc_reports", hook.stats, "Reports of ended streams written by the sink")
+    return run_worker(settings, worker_id, web_port, on_caught_up=hook)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

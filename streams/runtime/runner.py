@@ -286,6 +286,8 @@ class Runner:
                 if due:
                     self._checkpoint(consumer)
                     last_commit = time.monotonic()
+                    if self.sink is not None and self._caught_up():  # a busy stream is rarely idle
+                        self.sink.caught_up()
                 elif self.sink is not None and not messages and not pending and self._caught_up():
                     self.sink.caught_up()
             clean = True

@@ -41,8 +41,12 @@ STORED_TOPICS = (
 class BufferedSink:
     """The runner's Sink: a :class:`SinkBuffer` in front of a :class:`~warehouse.writer.WarehouseWriter`."""
 
-    def __init__(self, sink: WarehouseWriter, policy: FlushPolicy | None = None) -> None:
+    def __init__(self, sink: WarehouseWriter, policy: FlushPolicy | None = None,
+                 on_caught_up: Callable[[], None] | None = None) -> None:
         self.sink = sink
+        #: Called whenever everything read is written and nothing waits to be read (the store's owner
+        #: writes the reports of ended streams then); its time is time the sink does not read.
+        self.on_caught_up = on_caught_up
         self.buffer = SinkBuffer(policy or FlushPolicy())
         self.rows = 0
         self.batches = 0
@@ -71,6 +75,8 @@ class BufferedSink:
 
     def caught_up(self) -> None:
         self.sink.rebuild_if_pending()  # any replay after a crash is written by now
+        if self.on_caught_up is not None:
+            self.on_caught_up()
 
 
 class SinkTask:
@@ -106,7 +112,7 @@ def sink_job(into: BufferedSink, topics: tuple[str, ...] = STORED_TOPICS) -> Job
 RUNNER_CONFIG = RunnerConfig(mode="at_least_once", batch_size=5000, poll_timeout_s=0.2)
 
 
-def open_sink(settings: Settings, worker_id: str) -> BufferedSink:
+def open_sink(settings: Settings, worker_id: str, on_caught_up: Callable[[], None] | None = None) -> BufferedSink:
     """The ClickHouse sink of ``settings`` (embedded chdb or a server), migrated and marked running."""
     from warehouse.client import database_of, get_client, preload_chdb
     from warehouse.pseudonym import Pseudonymiser
@@ -120,16 +126,20 @@ def open_sink(settings: Settings, worker_id: str) -> BufferedSink:
     policy = FlushPolicy(max_rows=settings.sink_max_rows,
                          max_table_rows=min(FlushPolicy.max_table_rows, settings.sink_max_rows),
                          max_age_ms=settings.sink_max_age_ms)
-    return BufferedSink(sink, policy)
+    return BufferedSink(sink, policy, on_caught_up)
 
 
-def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
-    """``livecommerce worker sink``: run until SIGTERM/SIGINT; Prometheus /metrics on ``web_port``."""
+def run_worker(settings: Settings, worker_id: str, web_port: int,
+               on_caught_up: Callable[[], None] | None = None) -> int:
+    """``livecommerce worker sink``: run until SIGTERM/SIGINT; Prometheus /metrics on ``web_port``.
+
+    ``on_caught_up`` is work for the store's owner (the CLI passes the report writer of
+    :mod:`analytics.autoreport`: this layer may not import analytics)."""
     from base.metrics import export_stats
     from streams.runtime.run import run_job
     from streams.runtime.runner import Runner
 
-    into = open_sink(settings, worker_id)
+    into = open_sink(settings, worker_id, on_caught_up)
     export_stats("lc_sink", into.sink.stats, "ClickHouse writer statistics (rows per table, batches, flush ms)")
     try:
         return run_job(settings, Runner(settings, sink_job(into), worker_id, RUNNER_CONFIG, sink=into), web_port)

@@ -42,3 +42,18 @@ def test_a_pipe_gets_one_plain_line_per_snapshot_with_every_value() -> None:
     assert "\n" not in line and "\x1b" not in line
     assert line.startswith("room=r1 online=12345 GMV_paid=")
     assert "orders=7777" in line and "mood=+0.42" in line
+
+
+@given(st.integers(1, 200), st.text(alphabet="abc-_.:0123456789", min_size=1, max_size=64),
+       st.integers(0, 2**53 - 1))
+def test_a_piped_line_fits_its_width_and_keeps_the_most_important_values(width: int, room: str, gmv: int) -> None:
+    full = line_of(snap(room, gmv)).split(" ")
+    line = line_of(snap(room, gmv), width)
+    assert len(line) <= width and "\x1b" not in line and "\n" not in line
+    kept = line.split(" ")
+    if len(f"room={room}") <= width:
+        assert kept[0] == f"room={room}"
+        assert all(pair in full for pair in kept)
+        assert [p for p in full if p in kept] == kept  # the order of importance is kept
+    if width >= 80 and len(room) <= 10:
+        assert kept[:4] == full[:4]  # room, online, GMV paid, orders always fit 80 columns
