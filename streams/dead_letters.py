@@ -15,6 +15,8 @@ from schemas import DeadLetter
 
 #: Dead letters keep at most this many bytes of the original message (the rest is cut, and said so).
 MAX_KEPT_PAYLOAD = 64 * 1024
+#: ... and of its key, which the input size limit does not cover (a 900 KB key made an unproducible dead letter).
+MAX_KEPT_KEY = 1024
 
 
 def dead_letter_of(
@@ -26,6 +28,9 @@ def dead_letter_of(
     if len(payload) > MAX_KEPT_PAYLOAD:
         reason = f"{reason} (payload cut from {len(payload)} to {MAX_KEPT_PAYLOAD} bytes)"
         payload = payload[:MAX_KEPT_PAYLOAD]
+    if key is not None and len(key) > MAX_KEPT_KEY:  # a key is not size-checked by the input limit
+        reason = f"{reason} (key cut from {len(key)} to {MAX_KEPT_KEY} bytes)"
+        key = key[:MAX_KEPT_KEY]
     return DeadLetter(
         source_topic=source_topic,
         partition=max(partition, -1),

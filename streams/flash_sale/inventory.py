@@ -65,6 +65,17 @@ DEFAULT_PAYMENT_GRACE_MS = 3_000
 _encoder = msgspec.json.Encoder()
 
 
+#: What one buyer's record on one SKU remembers at most: orders (with any answer), payments that named
+#: no order of theirs, and payment events per order.  Why: the record is one changelog record, and a
+#: buyer sending thousands of order ids grew it past Kafka's 1 MB message limit, which failed the
+#: commit.  Beyond the bound a NEW id is answered and not remembered: a new order is refused as
+#: ``blocked``; the counts never go down, so a re-send gets the same answer.  Far beyond any honest
+#: buyer (the per-user limit is a few units; the gateway rate-limits clicks).
+MAX_ORDERS_PER_BUYER = 200
+MAX_STRAY_PAYMENTS = 100
+MAX_PAYMENTS_PER_ORDER = 20
+
+
 @dataclass
 class Outputs:
     """What one batch of decisions produced, in decision order."""
@@ -216,6 +227,12 @@ class Inventory:
             self._answer(order.sku_id, known, known.first, reserved_until=known.reserved_until)
             return
         user = self._user(order.sku_id, order.user_id)
+        if len(user.orders) >= MAX_ORDERS_PER_BUYER:  # answered, not remembered (see the bound)
+            self.out.results.append(OrderResult(
+                order_id=order.order_id, room_id=order.room_id, sku_id=order.sku_id, user_id=order.user_id,
+                status="rejected", reason="blocked", quantity=order.quantity, attempt_ts=order.ts, ts=now,
+            ))
+            return
         sku = self.skus.get(order.sku_id)
         reason = self._reject_reason(sku, user, order, now)
         if reason is None:
@@ -274,13 +291,19 @@ class Inventory:
             owner = self._user(payment.sku_id, payment.user_id)
             answer = owner.stray_payments.get(payment.event_id)
             if answer is None:
-                answer = owner.stray_payments[payment.event_id] = Answer("payment_refused", "unknown_order", now)
-                self._dirty_users[(payment.sku_id, payment.user_id)] = None
+                answer = Answer("payment_refused", "unknown_order", now)
+                if len(owner.stray_payments) < MAX_STRAY_PAYMENTS:
+                    owner.stray_payments[payment.event_id] = answer
+                    self._dirty_users[(payment.sku_id, payment.user_id)] = None
             self.out.results.append(self._stray_result(payment, answer))
             return
         seen = record.payments.get(payment.event_id)
         if seen is not None:
             self._answer(payment.sku_id, record, seen, reserved_until=record.reserved_until)
+            return
+        if len(record.payments) >= MAX_PAYMENTS_PER_ORDER:  # only a final order has payments: no side effect
+            answer = self._settle(payment, record, now)
+            self._answer(payment.sku_id, record, answer, reserved_until=record.reserved_until)
             return
         answer = self._settle(payment, record, now)
         record.payments[payment.event_id] = answer

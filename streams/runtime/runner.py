@@ -120,6 +120,7 @@ class Runner:
         self._restorer: Consumer | None = None
         self._in_txn = False
         self._pending = False  # admitted input not yet committed (at-least-once)
+        self._discarding = False  # set while a failed batch is thrown away: a revoke must not commit it
         self._seen_events: list[Event] = []
         self._seen_outputs: list[Output] = []
         self._timings = [0.0, 0.0]
@@ -187,8 +188,10 @@ class Runner:
         return read_partition(self._restorer, self.changelog, partition)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Commit what is open while we still own the partitions; then let them go."""
-        self._checkpoint(consumer)
+        """Commit what is open while we still own the partitions; then let them go.  While the runner
+        is discarding a failed batch (:meth:`_reset`), only let them go."""
+        if not self._discarding:
+            self._checkpoint(consumer)
         self._forget(partitions)
         log.info(f"{self.job.name}_revoked", worker=self.worker_id,
                  partitions=sorted({tp.partition for tp in partitions}))
@@ -245,13 +248,33 @@ class Runner:
                 time.sleep(1.0)
 
     def _reset(self) -> None:
-        """Forget clients, state and positions (after a fatal client error); nothing was committed."""
-        for client in (self._consumer, self._restorer):
-            if client is not None:
+        """Forget clients, state and positions after an error, and commit NOTHING of the failed batch.
+
+        The error may have struck half-way through a transaction (say, a changelog record the broker
+        refused): its outputs, offsets and part of its changelog are in the open transaction.  Closing
+        the consumer runs the revoke callback, which would commit them; so the open transaction is
+        aborted first and the callback told to only forget.  If the abort fails too, the next
+        producer with our transactional.id aborts the transaction when it starts (init_transactions).
+        """
+        self._discarding = True
+        try:
+            if self._in_txn and self._producer is not None:
                 try:
-                    client.close()
-                except Exception as exc:  # a fenced or broken client may refuse to close cleanly
-                    log.info(f"{self.job.name}_close_failed", error=str(exc))
+                    self._producer.abort_transaction(30)
+                except Exception as exc:  # a fenced producer cannot abort: its successor will
+                    log.info(f"{self.job.name}_abort_failed", error=str(exc))
+            self._in_txn = self._pending = False
+            if self.sink is not None:
+                self.sink.discard()
+            self.tasks.clear()
+            for client in (self._consumer, self._restorer):
+                if client is not None:
+                    try:
+                        client.close()
+                    except Exception as exc:  # a fenced or broken client may refuse to close cleanly
+                        log.info(f"{self.job.name}_close_failed", error=str(exc))
+        finally:
+            self._discarding = False
         if self.sink is not None:
             self.sink.discard()
         self._consumer = self._producer = self._restorer = None

@@ -57,3 +57,12 @@ def test_any_bytes_give_an_event_or_a_dead_letter(raw: bytes) -> None:
     assert isinstance(out, (OrderAttempt, DeadLetter))
     if isinstance(out, DeadLetter):
         assert out.payload == raw and out.reason
+
+
+def test_a_huge_key_is_cut_in_the_dead_letter_and_said_so() -> None:
+    from streams.dead_letters import MAX_KEPT_KEY, dead_letter_of
+
+    letter = dead_letter_of(b"{}", source_topic="lc.orders", key=b"k" * 900_000, partition=0, offset=1, now_ms=1,
+                            error="KeyMismatch", reason="wrong key")
+    assert letter.key == b"k" * MAX_KEPT_KEY
+    assert "key cut from 900000" in letter.reason

@@ -233,3 +233,29 @@ def test_applied_configs_are_reported_once_and_rejected_ones_never() -> None:
     out = inv.take_outputs()[0]
     assert [c.event_id for c in out.applied_configs] == ["o1", "rs2"]
     assert [c.event_id for c, _ in out.config_errors] == ["rs"]
+
+
+def test_a_buyer_record_stays_bounded_and_answers_beyond_the_bound_repeat() -> None:
+    """A buyer sending thousands of order ids (and stray payments) cannot grow their changelog record
+    without bound: past the bound a new id is refused as blocked, not remembered, and a re-send of it
+    gets the same answer; the orders before the bound keep theirs."""
+    import msgspec
+
+    from streams.flash_sale.inventory import MAX_ORDERS_PER_BUYER, MAX_STRAY_PAYMENTS
+
+    inv = opened(stock=1, limit=1)
+    first = order(inv, "o0")
+    assert first.status == "accepted"
+    for i in range(1, MAX_ORDERS_PER_BUYER):
+        assert order(inv, f"o{i}").reason in ("user_limit", "rate_limited")
+    over = order(inv, "o-over")
+    assert (over.status, over.reason) == ("rejected", "blocked")
+    assert (order(inv, "o-over").status, order(inv, "o-over").reason) == ("rejected", "blocked")
+    assert order(inv, "o0").status == "accepted"  # remembered orders keep their first answer
+    for i in range(MAX_STRAY_PAYMENTS * 3):
+        (answer,) = pay(inv, f"nope-{i}", event_id=f"stray-{i}")
+        assert (answer.status, answer.reason) == ("payment_refused", "unknown_order")
+    user = inv.users[("s", "u1")]
+    assert len(user.orders) == MAX_ORDERS_PER_BUYER and len(user.stray_payments) == MAX_STRAY_PAYMENTS
+    assert len(msgspec.json.encode(user)) < 200_000  # its changelog record: far below Kafka's 1 MB limit
+    assert stock(inv) == (0, 1, 0, 1)
