@@ -38,6 +38,11 @@ log = get_logger(__name__)
 OUTPUT_TOPICS = ("room-counters", "room-counters-live", "stock", "alerts", "scored-comments", "order-results",
                  "host-actions", "sale-config-applied", "room-console")
 
+#: Topics read further back than ``lookback_s`` at start: rare events whose latest state a page needs
+#: (the pinned product, the sales and their terms).  With the default lookback a gateway started two
+#: minutes after the host pinned showed no pinned product and no sale.
+STATE_LOOKBACK_S = {"host-actions": 24 * 3600.0, "sale-config-applied": 24 * 3600.0}
+
 Batch = list[tuple[str, Event]]
 
 
@@ -124,8 +129,9 @@ class OutputReader:
                 missing = [t for t in self._names if t not in metadata.topics]
                 if missing:
                     raise LookupError(f"topics missing: {', '.join(missing)} (run `livecommerce topics`)")
-                since = now_ms() - int(self.lookback_s * 1000)
-                wanted = [TopicPartition(t, p, since) for t in self._names for p in metadata.topics[t].partitions]
+                now = now_ms()
+                wanted = [TopicPartition(t, p, now - int(max(self.lookback_s, STATE_LOOKBACK_S.get(name, 0.0)) * 1000))
+                          for t, name in self._names.items() for p in metadata.topics[t].partitions]
                 start = consumer.offsets_for_times(wanted, timeout=10)
                 for tp in start:
                     known = self._positions.get((tp.topic, tp.partition))

@@ -69,6 +69,17 @@ MINUTE_MS = 60_000
 NO_TIME = -(2**62)
 #: Markers kept per room (a 3-hour stream with a busy risk engine stays readable and small).
 MAX_MARKERS = 300
+#: The trend charts' reach: minutes older than this before the room's newest viewer event get no row
+#: (their events still count in the totals), and a visit that starts that far back is not timed.  Why:
+#: the series is dense, and one valid event stamped years back made it millions of rows, a view Kafka
+#: refused; the job then restarted forever on the state its changelog gave back.
+MAX_SPAN_MS = 12 * 3600 * 1000
+#: Products with a funnel row per room.  SKUs the host put on sale (stock, host actions) always get one;
+#: beyond this many rows, a product only viewers named (an impression, a click, an order for a SKU
+#: never on sale) is counted under :data:`OTHER_SKU`: made-up SKU ids in clicks grew a room's view past
+#: Kafka's message limit.
+MAX_SKUS = 200
+OTHER_SKU = "_other"
 
 #: Columns of a per-minute row, in order.
 SERIES_FIELDS = (
@@ -142,6 +153,8 @@ class RoomConsole(msgspec.Struct, kw_only=True):
     markers_dropped: int = 0
     #: SKUs marked sold out since their last open or restock, and the newest stock update per SKU.
     sold_out: set[str] = msgspec.field(default_factory=set)
+    #: SKUs opened or restocked and not sold out since: only these can get a ``sold_out`` marker.
+    armed: set[str] = msgspec.field(default_factory=set)
     stock_ts: dict[str, int] = msgspec.field(default_factory=dict)
     peak_online: int = 0
     peak_online_ts: int = NO_TIME
@@ -276,11 +289,17 @@ class ConsoleCounters:
 
     @staticmethod
     def _viewer_time(room: RoomConsole, ts: int) -> Minute:
-        """Extend the room's span to ``ts`` (a viewer event) and return its minute's row."""
-        if room.first_ts == NO_TIME or ts < room.first_ts:
-            room.first_ts = ts
+        """Extend the room's span to ``ts`` (a viewer event) and return its minute's row (a row that is
+        not kept when ``ts`` is beyond the charts' reach, :data:`MAX_SPAN_MS`)."""
         if ts > room.last_ts:
             room.last_ts = ts
+        floor = room.last_ts - MAX_SPAN_MS
+        if ts < floor:
+            return Minute()
+        if room.first_ts == NO_TIME or ts < room.first_ts:
+            room.first_ts = ts
+        if room.first_ts < floor:
+            room.first_ts = floor
         return _minute(room, ts)
 
     @staticmethod
@@ -292,9 +311,16 @@ class ConsoleCounters:
             room.markers_dropped += 1
 
     @staticmethod
-    def _sku(room: RoomConsole, sku_id: str) -> SkuFunnel:
+    def _sku(room: RoomConsole, sku_id: str, offered: bool = False) -> SkuFunnel:
+        """The funnel row of ``sku_id``; one on sale (stock seen) or ``offered`` is never capped (see
+        :data:`MAX_SKUS`)."""
         funnel = room.skus.get(sku_id)
         if funnel is None:
+            if not offered and len(room.skus) >= MAX_SKUS and sku_id not in room.stock_ts:
+                sku_id = OTHER_SKU
+                funnel = room.skus.get(sku_id)
+                if funnel is not None:
+                    return funnel
             funnel = room.skus[sku_id] = SkuFunnel()
         return funnel
 
@@ -302,16 +328,18 @@ class ConsoleCounters:
 
     def _presence(self, room: RoomConsole, e: Presence) -> None:
         minute = self._viewer_time(room, e.ts)
+        timed = e.ts >= room.last_ts - MAX_SPAN_MS  # a visit that far back is not timed (see MAX_SPAN_MS)
         if e.action == "join":
-            room.joins += 1
-            room.join_ts_sum += e.ts
+            if timed:
+                room.joins += 1
+                room.join_ts_sum += e.ts
             if self._add_member(room, self.members[room.room_id].viewers, _VIEWER, e.user_id):
                 room.viewer_count += 1
             source = e.source or "unknown"
             room.sources[source] = room.sources.get(source, 0) + 1
             room.follower_entries[0 if e.is_follower else 2 if e.is_follower is None else 1] += 1
             minute.entries += 1
-        elif e.action == "leave":
+        elif e.action == "leave" and timed:
             room.leaves += 1
             room.leave_ts_sum += e.ts
 
@@ -366,7 +394,8 @@ class ConsoleCounters:
         if e.ts < room.stock_ts.get(e.sku_id, NO_TIME):
             return  # an older state than one already seen
         room.stock_ts[e.sku_id] = e.ts
-        if e.available == 0 and e.total > 0 and e.sku_id not in room.sold_out:
+        if e.available == 0 and e.total > 0 and e.sku_id in room.armed:
+            room.armed.discard(e.sku_id)
             room.sold_out.add(e.sku_id)
             self._mark(room, Marker(e.ts, "sold_out", e.sku_id, f"{e.sold} sold"))
 
@@ -375,9 +404,11 @@ class ConsoleCounters:
         if e.action == "open_sale":
             label = e.title or ""
             room.sold_out.discard(e.sku_id)
+            room.armed.add(e.sku_id)
         elif e.action == "restock":
             label = f"+{e.stock}"
             room.sold_out.discard(e.sku_id)
+            room.armed.add(e.sku_id)
         elif e.action == "pin":
             room.pinned = e.sku_id
         elif e.action == "unpin" and room.pinned == e.sku_id:
@@ -445,10 +476,17 @@ class ConsoleCounters:
 
 
 def _minute(room: RoomConsole, ts: int) -> Minute:
+    """The row of ``ts``'s minute; a throwaway row beyond the charts' reach (:data:`MAX_SPAN_MS`)."""
     start = ts - ts % MINUTE_MS
     row = room.minutes.get(start)
     if row is None:
+        floor = room.last_ts - MAX_SPAN_MS if room.last_ts != NO_TIME else NO_TIME
+        if start + MINUTE_MS <= floor:
+            return Minute()
         row = room.minutes[start] = Minute()
+        if len(room.minutes) > MAX_SPAN_MS // MINUTE_MS + 2:  # rows the newest events left behind
+            for old in [m for m in room.minutes if m + MINUTE_MS <= floor]:
+                del room.minutes[old]
     return row
 
 
@@ -457,6 +495,9 @@ def series(room: RoomConsole) -> dict[str, Any]:
     if not room.minutes:
         return {"start": None, "step": MINUTE_MS, "fields": list(SERIES_FIELDS), "rows": []}
     first, last = min(room.minutes), max(room.minutes)
+    if room.last_ts != NO_TIME:  # rows from before the charts' reach were kept only until newer events came
+        floor = room.last_ts - MAX_SPAN_MS
+        first = max(first, floor - floor % MINUTE_MS)
     empty = Minute()
     rows = [list(msgspec.structs.astuple(room.minutes.get(m, empty)))
             for m in range(first, last + MINUTE_MS, MINUTE_MS)]

@@ -49,6 +49,8 @@ def expected_skus(d: Decided, room_id: str) -> dict[str, dict[str, Any]]:
                        "paid": 0, "gmv_paid_cents": 0}
     seen: set[tuple[str, str, str, str]] = set()
     for r in d.results:
+        if r.status not in ("accepted", "rejected", "paid"):
+            continue  # no funnel figure moves (a stray payment's refusal is not the order's decision)
         key = ("p" if r.status == "paid" else "a", r.sku_id, r.user_id, r.order_id)
         if r.room_id != room_id or key in seen:
             continue  # a re-sent order or payment is answered again: counted once
@@ -323,3 +325,28 @@ def test_hot_words_of_the_last_minute_ride_in_the_snapshot(decided: Decided) -> 
             counts.update(tokenize(e.text))
     assert snap["hot_words"] == [list(kv) for kv in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
     assert snap["hot_words"]
+
+
+def test_one_event_stamped_years_back_or_thousands_of_made_up_skus_keep_the_view_small() -> None:
+    """A valid presence years in the past, and clicks naming 5,000 made-up SKUs: the view stays far below
+    Kafka's message limit (it once grew to 80 MB and took the job down); the SKUs on sale keep their rows."""
+    from schemas.base import MIN_TS_MS
+    from schemas.events import Presence, ProductClick, StockUpdate
+    from streams.counters.console import MAX_SKUS, OTHER_SKU, ConsoleCounters, encode_state
+
+    now = 1_800_000_000_000
+    console = ConsoleCounters()
+    console.apply(StockUpdate(room_id="r", sku_id="real", available=5, reserved=0, sold=0, total=5, ts=now))
+    console.apply(Presence(event_id="p0", room_id="r", user_id="u", action="join", ts=MIN_TS_MS))
+    console.apply(Presence(event_id="p1", room_id="r", user_id="u", action="join", ts=now))
+    for i in range(5000):
+        console.apply(ProductClick(event_id=f"k{i}", room_id="r", user_id="u", sku_id=f"fake-{i}", placement="pinned",
+                                   ts=now + i))
+    console.apply(ProductClick(event_id="real-1", room_id="r", user_id="u", sku_id="real", placement="pinned",
+                                 ts=now + 6000))
+    view = console.snapshot("r")
+    assert len(view["series"]["rows"]) <= 12 * 60 + 1
+    assert len(view["skus"]) == MAX_SKUS + 2  # the capped rows, "_other", and the SKU on sale
+    assert view["skus"]["real"][SKU_FIELDS.index("clicks")] == 1
+    assert view["skus"][OTHER_SKU][SKU_FIELDS.index("clicks")] == 5000 - MAX_SKUS
+    assert len(encode_state(console.room("r"))) < 200_000
