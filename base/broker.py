@@ -385,8 +385,12 @@ class LocalKafka:
             java,
             f"-Xmx{self.heap}",
             f"-Xms{self.heap}",  # a heap that never grows: G1 sizes a larger young generation, fewer pauses
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            # Serial, not G1: on 2 shared cores G1's parallel young pauses stretched to 100-190 ms while
+            # its threads waited for a CPU (25 pauses, 1.1 s in 15 s of a flash sale at 5,000/s); the
+            # serial collector copies the same young generation in 5-30 ms (5-6 pauses, 0.1 s).  The
+            # flash-sale answer's p99 fell from 294-323 ms to 45-142 ms, back to back (docs/broker.md).
+            # A broker on its own many-core machine (docker-compose.yml) keeps the JVM's default, G1.
+            "-XX:+UseSerialGC",
             "-XX:+ExitOnOutOfMemoryError",
             f"-Xlog:gc:file={self.gc_log}:time,uptime:filecount=2,filesize=5m",
             "-Djava.awt.headless=true",
