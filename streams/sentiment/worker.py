@@ -8,28 +8,34 @@ Faust's consumer-group, commit and shutdown handling.
 
 Shape: one agent (``concurrency=1``, one mood tracker per worker) consumes ``comments`` as raw
 bytes and batches them with ``stream.noack_take(batch_size, within=max_wait)`` (up to
-:data:`BATCH_SIZE` comments or 50 ms).  Per batch it decodes with :func:`schemas.decode`, scores
-the valid comments with the cached ONNX scorer (in a thread: onnxruntime releases the GIL, so Faust
-keeps fetching and heartbeating meanwhile; the scorer runs the model 64 comments at a time), lets
-the pure :func:`streams.sentiment.core.process_batch` build the records and hands every
-ScoredComment (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to
-Faust's producer (``app.producer.send``: aiokafka's murmur2 ``DefaultPartitioner``, the
-partitioner every other producer here uses).  A task per batch waits for the broker's acks of its
-records and only then acks the batch's messages, so the next batch is decoded and scored while
-this one's acks travel (at most :data:`IN_FLIGHT` batches wait).
+:data:`BATCH_SIZE` comments or 50 ms), as a three-stage pipeline:
 
-Where the time went (profiled with cProfile on a backlog of 8,000 distinct comments, the 2-layer
-model, on the shared 2-core machine): the event-loop thread spent ~2.4 s in Faust's consumer path
-(fetch, drain, per-message events; ~1 s of it in Faust's per-message Prometheus sensors, now not
-installed, see :func:`run_worker`), ~1.2 s in :meth:`SentimentAgent.handle` (0.5 s handing records
-to the producer, the rest decoding and building records), ~0.3 s acking, and 12 s idle waiting
-for the scoring thread.  The previous shape -- ``take(64)``, ``topic.send`` per record through
-Faust's Topic/FutureMessage machinery, then waiting for every ack before taking the next batch,
-model threads on every core -- did the same work serially; on one broker, back to back under the
-same load, it scored 47 comments/s against 93/s for this shape (CPU 2.17 s against 1.73 s per
-1,000 comments, start-up included).  ``livecommerce bench sentiment`` (the figures in
-``sentiment/model/bench.json``) measures the agent at about half the model-alone rate on this
-machine: what is left is Faust's per-message consumer path beside the model on two cores.
+1. the agent decodes each batch with :func:`schemas.decode` and queues the whole batch's texts on
+   one scoring thread (one executor hop per batch; the scorer runs the model 64 comments at a time
+   on every core: onnxruntime releases the GIL, so Faust keeps fetching and heartbeating);
+2. a finisher task takes the batches in order as soon as each is scored, lets the pure
+   :func:`streams.sentiment.core.process_batch` build the records and hands every ScoredComment
+   (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to Faust's
+   producer (``app.producer.send``, no per-record wait: aiokafka's murmur2 ``DefaultPartitioner``,
+   the partitioner every other producer here uses);
+3. a task per batch waits for the broker's acks of its records and only then acks the batch's
+   messages.
+
+Up to :data:`SCORE_AHEAD` batches wait behind the one being finished, so the scoring thread finds
+its next batch ready instead of idling across the hop back to the event loop; at most
+:data:`IN_FLIGHT` batches wait for acks.
+
+Where the time went (py-spy, 250 Hz, on a backlog of 20,000 distinct comments, 2-layer model,
+2-core machine shared with other jobs at load 4-5; details and figures in ``docs/sentiment.md``):
+before, the scoring thread was busy ~89 % of the time (80 % in ``Session.run``, 7 % tokenising)
+and idle ~10 % waiting for the event loop to hand it the next batch, and the model ran on one
+intra-op thread ("one core fewer than the machine"), which caps the agent at the 1-thread model
+rate, 0.69 of the 2-thread rate the model-alone bench reports; that cap, not Faust, was most of
+the gap.  The event loop was busy 17-25 % of one core: about 45 % of that is Faust's per-message
+consumer path (fetch, ``wait_first`` per message, the take buffer's processor and passive
+drainer, the Monitor sensor), ~15 % building and handing records to the producer, ~12 % aiokafka
+sending, ~5 % decoding, ~3 % acking.  Now the model gets every core, the scoring thread is never
+idle for want of a batch, and the event loop's work runs in the gaps the model's threads leave.
 
 Guarantee: at least once. A message is acked only after every record produced from its batch was
 acknowledged by the broker (``acks=all``); Faust commits the contiguous acked offsets every
@@ -38,11 +44,12 @@ killed with ``kill -9`` therefore re-reads at most the comments of the batches i
 half a second, and produces their records again: the same ``event_id``, room, user, text, ts,
 label and score (the int8 graph is statically quantised, so a comment's score does not depend on
 its batch neighbours).  Consumers dedupe on ``event_id``: the raw ClickHouse table
-``scored_comments`` is a ReplacingMergeTree on (room_id, ts, event_id) (the per-minute rollup's
-double count on replay is the warehouse's to fix); alert ids are deterministic too, but the
+``scored_comments`` is a ReplacingMergeTree on (room_id, ts, event_id), and the per-minute rollup
+keeps sets of comment ids, not sums, so a replayed comment counts once there too
+(``warehouse/migrations/0004_rollup_scored_once.sql``); alert ids are deterministic too, but the
 rolling mood restarts empty and refills within one window, so a replayed rise can alert again or
-not at all.  A graceful stop (SIGTERM) waits for the batches in flight and commits what was
-processed.
+not at all.  A graceful stop (SIGTERM) finishes every batch taken (scored, produced, acked) and
+commits what was processed.
 
 Why not ``processing_guarantee="exactly_once"``: tried on faust-streaming 0.15.3 + aiokafka 0.14,
 it ran without errors at about the same speed, but the SIGKILL-and-restart test still found ~790
@@ -114,9 +121,9 @@ MODEL_THREADS = os.cpu_count() or 2
 #: Batches whose records may wait for the broker's acks while the next one is scored.
 IN_FLIGHT = 2
 
-#: Batches taken ahead of the one being finished (queued on or running on the scoring thread), so
-#: the scoring thread finds its next batch waiting instead of idling while the event loop builds,
-#: produces and acks the previous one (profiled: ~10 % of its time idle with no lookahead).
+#: Batches taken (and queued on the scoring thread) behind the one being finished, so the scoring
+#: thread finds its next batch waiting instead of idling while the event loop builds, produces and
+#: acks the previous one (profiled: ~10 % of its time idle without this lookahead).
 SCORE_AHEAD = 2
 
 #: Exit status when a batch failed (see the module docstring: exiting before Faust commits).
