@@ -11,8 +11,9 @@ bytes and batches them with ``stream.noack_take(batch_size, within=max_wait)`` (
 :data:`BATCH_SIZE` comments or 50 ms), as a three-stage pipeline:
 
 1. the agent decodes each batch with :func:`schemas.decode` and queues the whole batch's texts on
-   one scoring thread (one executor hop per batch; the scorer runs the model 64 comments at a time
-   on every core: onnxruntime releases the GIL, so Faust keeps fetching and heartbeating);
+   one scoring thread (one executor hop per batch); the scorer looks up its cache there and runs
+   the model on the misses, 64 comments at a time, one single-threaded run per core side by side
+   (onnxruntime releases the GIL, so Faust keeps fetching and heartbeating);
 2. a finisher task takes the batches in order as soon as each is scored, lets the pure
    :func:`streams.sentiment.core.process_batch` build the records and hands every ScoredComment
    (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to Faust's
@@ -34,8 +35,9 @@ rate, 0.69 of the 2-thread rate the model-alone bench reports; that cap, not Fau
 the gap.  The event loop was busy 17-25 % of one core: about 45 % of that is Faust's per-message
 consumer path (fetch, ``wait_first`` per message, the take buffer's processor and passive
 drainer, the Monitor sensor), ~15 % building and handing records to the producer, ~12 % aiokafka
-sending, ~5 % decoding, ~3 % acking.  Now the model gets every core, the scoring thread is never
-idle for want of a batch, and the event loop's work runs in the gaps the model's threads leave.
+sending, ~5 % decoding, ~3 % acking.  Now the model gets every core (two single-threaded runs side
+by side, cheaper per comment than one 2-thread run), the scoring thread is never idle for want of
+a batch, and the event loop's work runs in the gaps the model threads leave.
 
 Guarantee: at least once. A message is acked only after every record produced from its batch was
 acknowledged by the broker (``acks=all``); Faust commits the contiguous acked offsets every
@@ -115,8 +117,8 @@ CACHE_HIT_RATE = Gauge("lc_sentiment_cache_hit_rate", "Share of comments answere
 BATCH_SIZE = 256
 MAX_WAIT_MS = 50.0
 
-#: Intra-op threads of the model: every core (see :attr:`SentimentAgent.scorer`).
-MODEL_THREADS = os.cpu_count() or 2
+#: Single-threaded model runs side by side: one per core (see :attr:`SentimentAgent.scorer`).
+MODEL_WORKERS = os.cpu_count() or 2
 
 #: Batches whose records may wait for the broker's acks while the next one is scored.
 IN_FLIGHT = 2
@@ -170,12 +172,13 @@ class SentimentAgent:
         if self._scorer is None:
             from sentiment.scorer import load_scorer
 
-            # The model gets every core, as in the model-alone bench: with one core fewer (the
-            # earlier choice, to leave the event loop a core) the agent was capped at the
-            # 1-thread model rate, 0.69 of the 2-thread one on this 2-core machine, while the
-            # event loop needs only ~0.2 of a core (profiled) and fits in the gaps the
-            # model's threads leave (no spinning: see sentiment.scorer.OnnxModel).
-            self._scorer = load_scorer("onnx", threads=MODEL_THREADS)
+            # The model gets every core: one single-threaded run per core side by side (the
+            # scorer's ``workers``), not one run on every core.  With one core fewer (the earlier
+            # choice, to leave the event loop a core) the agent was capped at the 1-thread model
+            # rate; one run on 2 intra-op threads costs ~30 % more CPU per comment than two
+            # single-threaded runs and lost to 1 thread on the busy shared machine.  The event loop
+            # needs ~0.2 of a core (profiled) and runs in the gaps the model threads leave.
+            self._scorer = load_scorer("onnx", threads=1, workers=MODEL_WORKERS)
         return self._scorer
 
     def attach(self, app: faust.App) -> None:
@@ -312,8 +315,10 @@ class SentimentAgent:
         return acks
 
     def close(self) -> None:
-        """Stop the scoring thread (after the worker stopped: nothing is queued on it any more)."""
+        """Stop the scoring threads (after the worker stopped: nothing is queued on them any more)."""
         self._executor.shutdown(wait=True)
+        if self._scorer is not None:
+            self._scorer.close()
 
     async def _log_progress(self) -> None:
         if self.stats:
