@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,18 +142,31 @@ _cached_normalize = lru_cache(maxsize=65_536)(normalize)
 
 
 class SentimentScorer:
-    """Batched, cached scoring of raw comment texts."""
+    """Batched, cached scoring of raw comment texts.
 
-    def __init__(self, model: Model, cache_size: int = 100_000, batch_size: int = 64) -> None:
+    ``workers`` > 1 runs the model on that many chunks of a call's misses at once, from a small
+    thread pool (onnxruntime releases the GIL and a session may be run from several threads).  Why:
+    on small batches two single-threaded runs side by side use two cores better than one run on two
+    intra-op threads, which wakes and synchronises its second thread at every operator; on this
+    2-core machine shared with other jobs the 2-thread session was often slower than 1 thread.
+    Only the calling thread touches the cache, so a scorer is still used from one thread at a time.
+    """
+
+    def __init__(self, model: Model, cache_size: int = 100_000, batch_size: int = 64, workers: int = 1) -> None:
+        if batch_size < 1 or workers < 1:
+            raise ValueError("batch_size and workers must be >= 1")
         self.model = model
         self.cache: LruCache[str, Sentiment] = LruCache(cache_size)
         self.batch_size = batch_size
+        self.workers = workers
         self.model_calls = 0
         self.model_texts = 0
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sentiment-model") if workers > 1 else None
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
         """One Sentiment per text, in order.  Only texts whose normalised form is not cached reach
-        the model, each once per call, in length-sorted batches of at most ``batch_size``."""
+        the model, each once per call, in length-sorted batches of at most ``batch_size`` (split in
+        at least ``workers`` batches when there are enough misses to share)."""
         keys = [_cached_normalize(t) for t in texts]
         results: list[Sentiment | None] = [None] * len(keys)
         missing: dict[str, list[int]] = {}
@@ -166,15 +180,35 @@ class SentimentScorer:
             else:
                 results[i] = hit
         todo = sorted(missing, key=len)
-        for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start : start + self.batch_size]
-            self.model_calls += 1
-            self.model_texts += len(chunk)
-            for key, sentiment in zip(chunk, to_sentiments(self.model.probabilities(chunk)), strict=True):
+        chunks = split(todo, self.batch_size, self.workers)
+        self.model_calls += len(chunks)
+        self.model_texts += len(todo)
+        if self._pool is not None and len(chunks) > 1:
+            probs = list(self._pool.map(self.model.probabilities, chunks))
+        else:
+            probs = [self.model.probabilities(chunk) for chunk in chunks]
+        for chunk, chunk_probs in zip(chunks, probs, strict=True):
+            for key, sentiment in zip(chunk, to_sentiments(chunk_probs), strict=True):
                 self.cache.put(key, sentiment)
                 for i in missing[key]:
                     results[i] = sentiment
         return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        """Stop the model threads (``workers`` > 1)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+#: Fewer texts than this per chunk are not worth a second model thread.
+MIN_CHUNK = 8
+
+
+def split(todo: list[str], batch_size: int, workers: int) -> list[list[str]]:
+    """Consecutive chunks of ``todo`` of at most ``batch_size``, and at least ``workers`` of them
+    (of at least :data:`MIN_CHUNK` texts) when there are enough, so every model thread gets work."""
+    size = min(batch_size, max(MIN_CHUNK, -(-len(todo) // workers)))
+    return [todo[start : start + size] for start in range(0, len(todo), size)]
 
 
 def load_model(runtime: str = "onnx", model_dir: Path | None = None, threads: int = 0) -> Model:
@@ -188,6 +222,7 @@ def load_model(runtime: str = "onnx", model_dir: Path | None = None, threads: in
 
 def load_scorer(
     runtime: str = "onnx", model_dir: Path | None = None, *, cache_size: int = 100_000, batch_size: int = 64,
-    threads: int = 0,
+    threads: int = 0, workers: int = 1,
 ) -> SentimentScorer:
-    return SentimentScorer(load_model(runtime, model_dir, threads), cache_size=cache_size, batch_size=batch_size)
+    return SentimentScorer(load_model(runtime, model_dir, threads), cache_size=cache_size, batch_size=batch_size,
+                           workers=workers)

@@ -8,28 +8,36 @@ Faust's consumer-group, commit and shutdown handling.
 
 Shape: one agent (``concurrency=1``, one mood tracker per worker) consumes ``comments`` as raw
 bytes and batches them with ``stream.noack_take(batch_size, within=max_wait)`` (up to
-:data:`BATCH_SIZE` comments or 50 ms).  Per batch it decodes with :func:`schemas.decode`, scores
-the valid comments with the cached ONNX scorer (in a thread: onnxruntime releases the GIL, so Faust
-keeps fetching and heartbeating meanwhile; the scorer runs the model 64 comments at a time), lets
-the pure :func:`streams.sentiment.core.process_batch` build the records and hands every
-ScoredComment (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to
-Faust's producer (``app.producer.send``: aiokafka's murmur2 ``DefaultPartitioner``, the
-partitioner every other producer here uses).  A task per batch waits for the broker's acks of its
-records and only then acks the batch's messages, so the next batch is decoded and scored while
-this one's acks travel (at most :data:`IN_FLIGHT` batches wait).
+:data:`BATCH_SIZE` comments or 50 ms), as a three-stage pipeline:
 
-Where the time went (profiled with cProfile on a backlog of 8,000 distinct comments, the 2-layer
-model, on the shared 2-core machine): the event-loop thread spent ~2.4 s in Faust's consumer path
-(fetch, drain, per-message events; ~1 s of it in Faust's per-message Prometheus sensors, now not
-installed, see :func:`run_worker`), ~1.2 s in :meth:`SentimentAgent.handle` (0.5 s handing records
-to the producer, the rest decoding and building records), ~0.3 s acking, and 12 s idle waiting
-for the scoring thread.  The previous shape -- ``take(64)``, ``topic.send`` per record through
-Faust's Topic/FutureMessage machinery, then waiting for every ack before taking the next batch,
-model threads on every core -- did the same work serially; on one broker, back to back under the
-same load, it scored 47 comments/s against 93/s for this shape (CPU 2.17 s against 1.73 s per
-1,000 comments, start-up included).  ``livecommerce bench sentiment`` (the figures in
-``sentiment/model/bench.json``) measures the agent at about half the model-alone rate on this
-machine: what is left is Faust's per-message consumer path beside the model on two cores.
+1. the agent decodes each batch with :func:`schemas.decode` and queues the whole batch's texts on
+   one scoring thread (one executor hop per batch); the scorer looks up its cache there and runs
+   the model on the misses, 64 comments at a time, one single-threaded run per core side by side
+   (onnxruntime releases the GIL, so Faust keeps fetching and heartbeating);
+2. a finisher task takes the batches in order as soon as each is scored, lets the pure
+   :func:`streams.sentiment.core.process_batch` build the records and hands every ScoredComment
+   (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to Faust's
+   producer (``app.producer.send``, no per-record wait: aiokafka's murmur2 ``DefaultPartitioner``,
+   the partitioner every other producer here uses);
+3. a task per batch waits for the broker's acks of its records and only then acks the batch's
+   messages.
+
+Up to :data:`SCORE_AHEAD` batches wait behind the one being finished, so the scoring thread finds
+its next batch ready instead of idling across the hop back to the event loop; at most
+:data:`IN_FLIGHT` batches wait for acks.
+
+Where the time went (py-spy, 250 Hz, on a backlog of 20,000 distinct comments, 2-layer model,
+2-core machine shared with other jobs at load 4-5; details and figures in ``docs/sentiment.md``):
+before, the scoring thread was busy ~89 % of the time (80 % in ``Session.run``, 7 % tokenising)
+and idle ~10 % waiting for the event loop to hand it the next batch, and the model ran on one
+intra-op thread ("one core fewer than the machine"), which caps the agent at the 1-thread model
+rate, 0.69 of the 2-thread rate the model-alone bench reports; that cap, not Faust, was most of
+the gap.  The event loop was busy 17-25 % of one core: about 45 % of that is Faust's per-message
+consumer path (fetch, ``wait_first`` per message, the take buffer's processor and passive
+drainer, the Monitor sensor), ~15 % building and handing records to the producer, ~12 % aiokafka
+sending, ~5 % decoding, ~3 % acking.  Now the model gets every core (two single-threaded runs side
+by side, cheaper per comment than one 2-thread run), the scoring thread is never idle for want of
+a batch, and the event loop's work runs in the gaps the model threads leave.
 
 Guarantee: at least once. A message is acked only after every record produced from its batch was
 acknowledged by the broker (``acks=all``); Faust commits the contiguous acked offsets every
@@ -38,11 +46,12 @@ killed with ``kill -9`` therefore re-reads at most the comments of the batches i
 half a second, and produces their records again: the same ``event_id``, room, user, text, ts,
 label and score (the int8 graph is statically quantised, so a comment's score does not depend on
 its batch neighbours).  Consumers dedupe on ``event_id``: the raw ClickHouse table
-``scored_comments`` is a ReplacingMergeTree on (room_id, ts, event_id) (the per-minute rollup's
-double count on replay is the warehouse's to fix); alert ids are deterministic too, but the
+``scored_comments`` is a ReplacingMergeTree on (room_id, ts, event_id), and the per-minute rollup
+keeps sets of comment ids, not sums, so a replayed comment counts once there too
+(``warehouse/migrations/0004_rollup_scored_once.sql``); alert ids are deterministic too, but the
 rolling mood restarts empty and refills within one window, so a replayed rise can alert again or
-not at all.  A graceful stop (SIGTERM) waits for the batches in flight and commits what was
-processed.
+not at all.  A graceful stop (SIGTERM) finishes every batch taken (scored, produced, acked) and
+commits what was processed.
 
 Why not ``processing_guarantee="exactly_once"``: tried on faust-streaming 0.15.3 + aiokafka 0.14,
 it ran without errors at about the same speed, but the SIGKILL-and-restart test still found ~790
@@ -69,6 +78,7 @@ import os
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, cast
 
 import faust
@@ -87,6 +97,7 @@ if TYPE_CHECKING:
     from faust.types import EventT, StreamT, TopicT
     from faust.types.tuples import RecordMetadata
 
+    from sentiment.labels import Sentiment
     from sentiment.scorer import SentimentScorer
 
 log = get_logger(__name__)
@@ -102,18 +113,33 @@ CACHE_HIT_RATE = Gauge("lc_sentiment_cache_hit_rate", "Share of comments answere
 
 #: Comments per agent batch and the longest a comment waits for its batch to fill: one broker
 #: round trip per batch, and a quiet room must not wait for a full batch.  The scorer runs the
-#: model on at most 64 of them at a time.
-BATCH_SIZE = 256
+#: model on at most 64 of them at a time, one run per core side by side; at the end of each batch
+#: one model thread idles while the other finishes its last chunk (profiled: ~14 % of their time
+#: with 256, 4 chunks a batch), so under a backlog a batch holds 8 chunks.  In live traffic the
+#: 50 ms wait releases batches long before they fill.
+BATCH_SIZE = 512
 MAX_WAIT_MS = 50.0
+
+#: Single-threaded model runs side by side: one per core (see :attr:`SentimentAgent.scorer`).
+MODEL_WORKERS = os.cpu_count() or 2
 
 #: Batches whose records may wait for the broker's acks while the next one is scored.
 IN_FLIGHT = 2
+
+#: Batches taken (and queued on the scoring thread) behind the one being finished, so the scoring
+#: thread finds its next batch waiting instead of idling while the event loop builds, produces and
+#: acks the previous one (profiled: ~10 % of its time idle without this lookahead).
+SCORE_AHEAD = 2
 
 #: Exit status when a batch failed (see the module docstring: exiting before Faust commits).
 EXIT_BATCH_FAILED = 70
 
 #: Seconds between progress log lines while comments flow.
 PROGRESS_EVERY_S = 30.0
+
+
+#: A batch taken from the stream: its events, its valid comments and the future of their scores.
+_Taken = tuple["Sequence[EventT[bytes]]", "list[Comment]", "asyncio.Future[list[Sentiment]] | None"]
 
 
 class SentimentAgent:
@@ -139,6 +165,9 @@ class SentimentAgent:
         self.timing: dict[str, float] = defaultdict(float)
         self._topics: dict[str, TopicT] = {}
         self._app: faust.App
+        #: One scoring thread: the scorer's cache is touched by it alone, and batches are scored in
+        #: the order they were taken.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment-score")
 
     @property
     def scorer(self) -> SentimentScorer:
@@ -146,10 +175,13 @@ class SentimentAgent:
         if self._scorer is None:
             from sentiment.scorer import load_scorer
 
-            # One core fewer than the machine for the model's intra-op threads: the event loop
-            # (Kafka fetch, decode, produce, acks: ~0.5 ms per comment, profiled) runs beside it
-            # and must not fight it for a core.
-            self._scorer = load_scorer("onnx", threads=max(1, (os.cpu_count() or 2) - 1))
+            # The model gets every core: one single-threaded run per core side by side (the
+            # scorer's ``workers``), not one run on every core.  With one core fewer (the earlier
+            # choice, to leave the event loop a core) the agent was capped at the 1-thread model
+            # rate; one run on 2 intra-op threads costs ~30 % more CPU per comment than two
+            # single-threaded runs and lost to 1 thread on the busy shared machine.  The event loop
+            # needs ~0.2 of a core (profiled) and runs in the gaps the model threads leave.
+            self._scorer = load_scorer("onnx", threads=1, workers=MODEL_WORKERS)
         return self._scorer
 
     def attach(self, app: faust.App) -> None:
@@ -160,25 +192,60 @@ class SentimentAgent:
         app.timer(PROGRESS_EVERY_S)(self._log_progress)
 
     async def process(self, stream: StreamT[bytes]) -> None:
-        """The agent: take a batch without acking it, score it and hand its records to the producer,
-        then ack its messages only once the broker acknowledged every record (a task per batch, so
-        the next batch is scored while this one's acks travel).  At most :data:`IN_FLIGHT` batches
-        wait for acks; a stop waits for them, so a graceful stop commits everything it produced."""
-        pending: deque[asyncio.Task[None]] = deque()
+        """The agent, a three-stage pipeline: take a batch without acking it and decode it; score it on
+        the scoring thread while the previous batch's records are built and handed to the producer;
+        ack its messages only once the broker acknowledged every record (a task per batch).
+
+        At most :data:`SCORE_AHEAD` batches wait for or sit on the scoring thread, so the thread
+        always has the next batch when it finishes one (no idle hop back to the event loop), and at
+        most :data:`IN_FLIGHT` batches wait for acks.  Batches are finished in the order they were
+        taken (the mood tracker sees comments in offset order).  A stop finishes what was taken and
+        waits for its acks, so a graceful stop commits everything it produced."""
+        scoring: asyncio.Queue[_Taken | None] = asyncio.Queue(maxsize=SCORE_AHEAD)
+        finisher = asyncio.ensure_future(self._finisher(stream, scoring))
+        loop = asyncio.get_running_loop()
         try:
             # noack_take is faust-streaming's; its StreamT protocol does not declare it.
             takes = stream.noack_take(self.batch_size, within=self.max_wait_ms / 1000)  # type: ignore[attr-defined]
             async for events in takes:
-                try:
-                    acks = await self.handle([e.value for e in events])
-                except Exception as exc:  # any failure must end the process before Faust commits
-                    self._exit_uncommitted(exc)
-                pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, acks)))
-                while pending and (pending[0].done() or len(pending) > IN_FLIGHT):
-                    await pending.popleft()
+                comments = self.decode([e.value for e in events])
+                texts = [c.text for c in comments]
+                future = loop.run_in_executor(self._executor, self._score, texts) if texts else None
+                await scoring.put((events, comments, future))  # waits while SCORE_AHEAD batches are queued
         finally:
-            if pending:
-                await asyncio.shield(asyncio.gather(*pending))
+            await asyncio.shield(self._drain(scoring, finisher))
+
+    @staticmethod
+    async def _drain(scoring: asyncio.Queue[_Taken | None], finisher: asyncio.Future[None]) -> None:
+        """On stop: the finisher finishes every batch taken, then waits for their acks."""
+        await scoring.put(None)
+        await finisher
+
+    async def _finisher(self, stream: StreamT[bytes], scoring: asyncio.Queue[_Taken | None]) -> None:
+        """Finishes the taken batches in order, as soon as each is scored (also when no new comment
+        arrives), until the ``None`` that :meth:`_drain` puts; then waits for the acks in flight."""
+        pending: deque[asyncio.Task[None]] = deque()
+        while (taken := await scoring.get()) is not None:
+            await self._finish(stream, *taken, pending)
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _finish(
+        self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], comments: list[Comment],
+        future: asyncio.Future[list[Sentiment]] | None, pending: deque[asyncio.Task[None]],
+    ) -> None:
+        """Wait for a batch's scores, hand its records to the producer and start the task that acks
+        its messages once they are acknowledged; then wait while too many batches await acks."""
+        try:
+            started = time.perf_counter()
+            sentiments = await future if future is not None else []
+            self.timing["score_wait_s"] += time.perf_counter() - started
+            acks = await self.publish(comments, sentiments)
+        except Exception as exc:  # any failure must end the process before Faust commits
+            self._exit_uncommitted(exc)
+        pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, acks)))
+        while pending and (pending[0].done() or len(pending) > IN_FLIGHT):
+            await pending.popleft()
 
     async def _ack_when_acknowledged(
         self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], acks: Sequence[asyncio.Future[RecordMetadata]],
@@ -192,9 +259,9 @@ class SentimentAgent:
         for event in events:
             await stream.ack(event)
 
-    async def handle(self, batch: Sequence[bytes | None]) -> list[asyncio.Future[RecordMetadata]]:
-        """Decode, score and hand every record to the producer; return the futures of their acks."""
-        t0 = time.perf_counter()
+    def decode(self, batch: Sequence[bytes | None]) -> list[Comment]:
+        """The batch's valid comments, in order; invalid ones are counted and skipped."""
+        started = time.perf_counter()
         comments: list[Comment] = []
         for raw in batch:
             try:
@@ -208,12 +275,23 @@ class SentimentAgent:
                 self.stats["skipped_invalid"] += 1
                 SKIPPED.inc()
                 log.debug("sentiment_skipped_invalid", reason=exc.reason)
+        self.timing["decode_s"] += time.perf_counter() - started
+        return comments
+
+    def _score(self, texts: list[str]) -> list[Sentiment]:
+        """On the scoring thread (the only thread that touches the scorer and its cache)."""
+        started = time.perf_counter()
+        sentiments = self.scorer.score(texts)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        return sentiments
+
+    async def publish(
+        self, comments: Sequence[Comment], sentiments: Sequence[Sentiment],
+    ) -> list[asyncio.Future[RecordMetadata]]:
+        """Build a scored batch's records and hand each to the producer; return the futures of their acks."""
         if not comments:
             return []
-        t1 = time.perf_counter()
-        sentiments = await asyncio.to_thread(self.scorer.score, [c.text for c in comments])
-        t2 = time.perf_counter()
-        BATCH_SECONDS.observe(t2 - t1)
+        started = time.perf_counter()
         records, alerts = process_batch(comments, sentiments, self.mood)
         producer = self._app.producer
         scored_name = self._topics["scored-comments"].get_topic_name()
@@ -228,19 +306,22 @@ class SentimentAgent:
                 await producer.send(alerts_name, alert.room_id.encode(), encode(alert), None, None, None)
             ))
             log.warning("sentiment_alert", room=alert.room_id, alert_level=alert.level, share=alert.value)
-        t3 = time.perf_counter()
-        for rec in records:
-            SCORED.labels(rec.label).inc()
+        for label, n in Counter(rec.label for rec in records).items():
+            SCORED.labels(label).inc(n)
         for alert in alerts:
             ALERTS.labels(alert.level).inc()
         self.stats["scored"] += len(records)
         self.stats["alerts"] += len(alerts)
         self.stats["batches"] += 1
-        self.timing["decode_s"] += t1 - t0
-        self.timing["score_s"] += t2 - t1
-        self.timing["produce_s"] += t3 - t2
+        self.timing["produce_s"] += time.perf_counter() - started
         CACHE_HIT_RATE.set(self.scorer.cache.hit_rate)
         return acks
+
+    def close(self) -> None:
+        """Stop the scoring threads (after the worker stopped: nothing is queued on them any more)."""
+        self._executor.shutdown(wait=True)
+        if self._scorer is not None:
+            self._scorer.close()
 
     async def _log_progress(self) -> None:
         if self.stats:
@@ -298,5 +379,6 @@ def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:  # mode's Worker always ends with sys.exit
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    agent.close()
     log.info("sentiment_stopped", worker=worker_id, status=status, **dict(agent.stats), **agent._timing())
     return status

@@ -55,3 +55,15 @@ def test_the_scorer_gives_a_cached_and_an_uncached_text_the_same_score(model: On
     second = SentimentScorer(model, cache_size=0, batch_size=64).score(list(reversed(TEXTS)))
     for a, b in zip(first, reversed(second), strict=True):
         assert a.label == b.label and abs(a.score - b.score) <= 0.01
+
+
+def test_model_runs_side_by_side_give_each_text_its_score_alone(model: OnnxModel) -> None:
+    """The agent's scorer runs single-threaded model runs side by side on one session."""
+    alone = SentimentScorer(model, cache_size=0, batch_size=1).score(TEXTS)
+    parallel = SentimentScorer(model, cache_size=0, batch_size=8, workers=2)
+    try:
+        together = parallel.score(TEXTS * 3)
+    finally:
+        parallel.close()
+    for a, b in zip(alone * 3, together, strict=True):
+        assert a.label == b.label and abs(a.score - b.score) <= 0.01

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sentiment.normalize import normalize
-from sentiment.scorer import SentimentScorer
+from sentiment.scorer import MIN_CHUNK, SentimentScorer, split
 
 
 class LengthModel:
@@ -55,3 +55,24 @@ def test_cache_hits_are_counted_and_bounded() -> None:
     scorer.score(["ccc", "ccc"])
     assert scorer.cache.hits >= 1
     assert scorer.model_texts == 3
+
+
+@given(st.lists(st.text(max_size=3), max_size=300), st.integers(1, 80), st.integers(1, 4))
+def test_split_keeps_order_and_bounds_and_feeds_every_worker(todo: list[str], batch: int, workers: int) -> None:
+    chunks = split(todo, batch, workers)
+    assert [t for c in chunks for t in c] == todo
+    assert all(1 <= len(c) <= batch for c in chunks)
+    if len(todo) >= workers * MIN_CHUNK and batch >= MIN_CHUNK:
+        assert len(chunks) >= workers
+
+
+@given(chat, st.integers(min_value=1, max_value=16), st.integers(min_value=2, max_value=3))
+def test_model_runs_side_by_side_give_the_answers_of_one_at_a_time(texts: list[str], batch: int, workers: int) -> None:
+    alone = SentimentScorer(LengthModel(), cache_size=1000, batch_size=batch).score(texts)
+    model = LengthModel()
+    parallel = SentimentScorer(model, cache_size=1000, batch_size=batch, workers=workers)
+    try:
+        assert parallel.score(texts) == alone
+        assert sorted(t for call in model.calls for t in call) == sorted({normalize(t) for t in texts})
+    finally:
+        parallel.close()
