@@ -275,11 +275,7 @@ class Runner:
                         log.info(f"{self.job.name}_close_failed", error=str(exc))
         finally:
             self._discarding = False
-        if self.sink is not None:
-            self.sink.discard()
         self._consumer = self._producer = self._restorer = None
-        self._in_txn = self._pending = False
-        self.tasks.clear()
         self.positions = Positions()
         self._assigned.clear()
         self._at_end.clear()
