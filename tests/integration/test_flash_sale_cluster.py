@@ -155,7 +155,7 @@ def _race(
     return list(reader.results), sent, viewer
 
 
-def _latest_counters(settings: Settings, accepted: int, attempts: int, timeout: float = 180) -> RoomCounters:
+def _latest_counters(settings: Settings, accepted: int, attempts: int, timeout: float = 300) -> RoomCounters:
     """The room's newest counters snapshot once it has seen every answer (or the newest one at the deadline)."""
     deadline = time.monotonic() + timeout
     latest: RoomCounters | None = None
