@@ -87,12 +87,13 @@ def late_flags(stream: Sequence[Event], cfg: CounterConfig = CFG) -> list[bool]:
 
 def counted(stream: Sequence[Event]) -> set[int]:
     """Model: positions of the order answers that move a counter -- each order's first decision
-    (accepted or rejected) and its first ``paid``, per (sku, user, order_id); re-sent answers count nothing."""
-    seen: set[tuple[str, str, str, str]] = set()
+    (accepted or rejected) and its first ``paid``, per room and (sku, user, order_id); re-sent answers
+    count nothing.  (A SKU is on sale in one room, so the flash sale never answers one order in two.)"""
+    seen: set[tuple[str, str, str, str, str]] = set()
     positions: set[int] = set()
     for i, e in enumerate(stream):
         if isinstance(e, OrderResult) and e.status in ("accepted", "rejected", "paid"):
-            key = ("p" if e.status == "paid" else "a", e.sku_id, e.user_id, e.order_id)
+            key = (e.room_id, "p" if e.status == "paid" else "a", e.sku_id, e.user_id, e.order_id)
             if key not in seen:
                 seen.add(key)
                 positions.add(i)
