@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -42,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.common import free_ports
 
 BENCH_SECRET = "bench-secret-long-enough-for-hs256-0123456789"
 #: Per second over all rooms at the demo's defaults (see the module docstring).
@@ -201,11 +202,7 @@ def main(argv: list[str]) -> int:
         if args.bootstrap:
             settings = settings.replace(kafka_bootstrap=args.bootstrap)
         else:
-            ports = []
-            for _ in range(2):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    ports.append(s.getsockname()[1])
+            ports = free_ports(2)
             broker = LocalKafka(workdir / "kafka", port=ports[0], controller_port=ports[1], heap="512m")
             say(f"starting Kafka on {broker.bootstrap} …")
             broker.start()
@@ -218,7 +215,7 @@ def main(argv: list[str]) -> int:
             with (workdir / f"{job}.log").open("ab") as log:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "livecommerce.cli", "worker", job, "--worker-id", "e2e",
-                     "--web-port", str(_free_port())], env=env, stdout=log, stderr=subprocess.STDOUT,
+                     "--web-port", str(free_ports(1)[0])], env=env, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL))
             say(f"started {job} (log {workdir / f'{job}.log'})")
         gateway = GatewayProcess(settings, "--lookback", "0", log_path=workdir / "gateway.log").start()
@@ -296,12 +293,6 @@ def main(argv: list[str]) -> int:
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds
+from bench.common import cpu_seconds, free_ports
 
 BENCH_SECRET = "bench-secret-long-enough-for-hs256-0123456789"
 
@@ -339,11 +339,7 @@ def main(argv: list[str]) -> int:
         if args.bootstrap:
             settings = settings.replace(kafka_bootstrap=args.bootstrap)
         else:
-            ports = []
-            for _ in range(2):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    ports.append(s.getsockname()[1])
+            ports = free_ports(2)
             broker = LocalKafka(workdir / "kafka", port=ports[0], controller_port=ports[1], heap="512m")
             say(f"starting Kafka on {broker.bootstrap} …")
             broker.start()
