@@ -101,12 +101,12 @@ def window_mood(buckets: dict[int, list[float]], at_ms: int, window_ms: int) -> 
     lo, hi = (at_ms - window_ms) // 1000, at_ms // 1000
     neg = total = 0
     score = 0.0
-    for second, (n, c, sc) in buckets.items():
+    for second, bucket in buckets.items():  # called for every snapshot: no unpacking, no per-item int()
         if lo < second <= hi:
-            neg += int(n)
-            total += int(c)
-            score += sc
-    return Mood(total, neg, score)
+            neg += bucket[0]
+            total += bucket[1]
+            score += bucket[2]
+    return Mood(int(total), int(neg), score)  # a restored bucket may hold its counts as floats
 
 
 @dataclass

@@ -48,10 +48,10 @@ def rebuild_needed(runs: int, last_clean: int | bool | None) -> bool:
 
 def tables_of(events: Iterable[Event]) -> dict[str, list[Event]]:
     """Events grouped by their raw table, in arrival order within each."""
-    tables: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        tables[spec_for(type(event)).table].append(event)
-    return dict(tables)
+    by_type: dict[type, list[Event]] = defaultdict(list)
+    for event in events:  # one dict lookup per event; the table is resolved once per type
+        by_type[type(event)].append(event)
+    return {spec_for(kind).table: members for kind, members in by_type.items()}  # one table per type
 
 
 class WarehouseWriter:

@@ -175,3 +175,11 @@ def test_disagreements_name_exactly_the_figures_that_differ(ours: list[list[obje
     }
     assert {(d.room_id, d.minute, d.figure) for d in found} == expected
     assert disagreements(ours, ours) == []
+
+
+def test_each_stored_event_type_has_a_raw_table_of_its_own() -> None:
+    """tables_of resolves the table once per event type, so no two types may share a table (their
+    rows would be inserted as two batches and one would replace the other's key)."""
+    from schemas.clickhouse import TABLE_OF_TAG
+
+    assert len(set(TABLE_OF_TAG.values())) == len(TABLE_OF_TAG)
