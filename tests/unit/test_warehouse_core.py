@@ -178,8 +178,8 @@ def test_disagreements_name_exactly_the_figures_that_differ(ours: list[list[obje
 
 
 def test_each_stored_event_type_has_a_raw_table_of_its_own() -> None:
-    """tables_of resolves the table once per event type, so no two types may share a table (their
-    rows would be inserted as two batches and one would replace the other's key)."""
+    """tables_of resolves the table once per event type and returns one group per table: two types
+    sharing a table would make one group overwrite the other's."""
     from schemas.clickhouse import TABLE_OF_TAG
 
     assert len(set(TABLE_OF_TAG.values())) == len(TABLE_OF_TAG)
