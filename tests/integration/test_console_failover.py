@@ -6,10 +6,6 @@ every invalid message of the topics the console job owns is dead-lettered exactl
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,56 +22,16 @@ from simulator.config import ScenarioConfig
 from simulator.generator import Simulation
 from simulator.truth import Outgoing, Truth
 from streams.counters.console_job import CHANGELOG, OWNED_INPUTS
-from tests.fixtures.kafka import consume_all, free_ports
+from tests.fixtures.kafka import consume_all
+from tests.fixtures.workers import Workers
 from tests.integration.test_counters_failover import PRICE_CENTS, fake_flash_sale, produce, scrape
 
 pytestmark = pytest.mark.integration
 
 
-class ConsoleWorkers:
-    """``livecommerce worker console`` processes, started and killed by worker id."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.env = {**os.environ, **settings.as_env(), "LC_LOG_FORMAT": "console"}
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.ports: dict[str, int] = {}
-
-    def start(self, worker_id: str) -> None:
-        port = self.ports[worker_id] = free_ports(1)[0]
-        with open(self.log_dir / f"console-{worker_id}.log", "ab") as log:
-            self.procs[worker_id] = subprocess.Popen(
-                [sys.executable, "-m", "livecommerce.cli", "worker", "console",
-                 "--worker-id", worker_id, "--web-port", str(port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def kill(self, worker_id: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(worker_id)
-        proc.send_signal(sig)
-        proc.wait(30)
-
-    def stop_all(self) -> None:
-        for worker_id in list(self.procs):
-            with contextlib.suppress(Exception):
-                self.kill(worker_id, signal.SIGTERM)
-
-    def wait_assigned(self, *worker_ids: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            texts = [(self.log_dir / f"console-{w}.log").read_text() for w in worker_ids]
-            if all("console_assigned" in t and "partitions=[]" not in t for t in texts):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"workers {worker_ids} not assigned within {timeout} s\n{self.logs()}")
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("console-*.log")))
-
-
 @pytest.fixture
-def workers(kafka_settings: Settings, tmp_path: Path) -> Iterator[ConsoleWorkers]:
-    pool = ConsoleWorkers(kafka_settings, tmp_path)
+def workers(kafka_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(kafka_settings, tmp_path, "console")
     try:
         yield pool
     finally:
@@ -149,7 +105,7 @@ def observed(view: RoomConsoleView) -> dict[str, object]:
 
 
 def test_sigkill_and_restart_leave_the_console_equal_to_the_truth(
-    kafka_settings: Settings, workers: ConsoleWorkers
+    kafka_settings: Settings, workers: Workers
 ) -> None:
     sim = Simulation(ScenarioConfig(
         seed=12, rooms=4, duration_s=240, peak_viewers=400, invalid_share=0.02, jitter_ms=1500,
@@ -194,11 +150,11 @@ def test_sigkill_and_restart_leave_the_console_equal_to_the_truth(
     for room_id in want:
         assert got[room_id] == want[room_id], f"{room_id}\n{workers.logs()}"
 
-    metrics = scrape(workers.ports["1"])  # the surviving worker's statistics reach Prometheus
+    metrics = scrape(workers.port("1"))  # the surviving worker's statistics reach Prometheus
     assert metrics["lc_console_events_total"] > 0 and metrics["lc_console_outputs_total"] > 0
     assert not any("Misrouted" in name or "KeyMismatch" in name for name in metrics)
     # the killed worker's partitions were taken over from their changelog (by whichever worker got them)
-    restored = sum(scrape(workers.ports[w])["lc_console_restored_records_total"] for w in ("1", "2"))
+    restored = sum(scrape(workers.port(w))["lc_console_restored_records_total"] for w in ("1", "2"))
     assert restored > 0
 
     dead = [msgspec.json.decode(m.value(), type=DeadLetter) for m in consume_all(kafka_settings, "dead-letters")]

@@ -5,10 +5,6 @@ comment, like and presence message is dead-lettered exactly once."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +20,8 @@ from schemas.events import DeadLetter, RoomCounters
 from simulator.config import ScenarioConfig
 from simulator.generator import Simulation
 from simulator.truth import Outgoing, Truth
-from tests.fixtures.kafka import consume_all, free_ports
+from tests.fixtures.kafka import consume_all
+from tests.fixtures.workers import Workers
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -90,51 +87,9 @@ def scrape(port: int) -> dict[str, float]:
             (line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#") and "{" not in line)}
 
 
-class Workers:
-    """``livecommerce worker counters`` processes, started and killed by worker id."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.env = {**os.environ, **settings.as_env(), "LC_LOG_FORMAT": "console"}
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.ports: dict[str, int] = {}
-
-    def start(self, worker_id: str) -> None:
-        port = self.ports[worker_id] = free_ports(1)[0]
-        with open(self.log_dir / f"worker-{worker_id}.log", "ab") as log:
-            self.procs[worker_id] = subprocess.Popen(
-                [sys.executable, "-m", "livecommerce.cli", "worker", "counters",
-                 "--worker-id", worker_id, "--web-port", str(port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def kill(self, worker_id: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(worker_id)
-        proc.send_signal(sig)
-        proc.wait(30)
-
-    def stop_all(self) -> None:
-        for worker_id in list(self.procs):
-            with contextlib.suppress(Exception):
-                self.kill(worker_id, signal.SIGTERM)
-
-    def wait_assigned(self, *worker_ids: str, timeout: float = 90) -> None:
-        """Until each worker has logged a partition assignment (both are in the group)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            texts = [(self.log_dir / f"worker-{w}.log").read_text() for w in worker_ids]
-            if all("counters_assigned" in t and "partitions=[]" not in t for t in texts):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"workers {worker_ids} not assigned within {timeout} s\n{self.logs()}")
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
-
-
 @pytest.fixture
 def workers(kafka_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(kafka_settings, tmp_path)
+    pool = Workers(kafka_settings, tmp_path, "counters")
     try:
         yield pool
     finally:
@@ -264,7 +219,7 @@ def test_sigkill_and_restart_leave_cumulative_counters_exact(
         assert snap.gmv_paid_cents_total == sum(r.quantity * r.price_cents for r in paid)
         assert snap.unique_buyers == len({r.user_id for r in accepted})
 
-    metrics = scrape(workers.ports["1"])  # the surviving worker's statistics reach Prometheus
+    metrics = scrape(workers.port("1"))  # the surviving worker's statistics reach Prometheus
     assert metrics["lc_counters_events_total"] > 0 and metrics["lc_counters_outputs_total"] > 0
     # every room in one partition on every topic: the gate refused nothing as misrouted
     assert not any("Misrouted" in name or "KeyMismatch" in name for name in metrics)

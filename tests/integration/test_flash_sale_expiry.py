@@ -12,7 +12,8 @@ import pytest
 from base.settings import Settings
 from schemas import OrderAttempt, OrderResult, SaleConfig, StockUpdate, decode
 from tests.fixtures.kafka import consume_all
-from tests.integration.test_flash_sale_race import Worker, producer, send
+from tests.fixtures.workers import Worker
+from tests.integration.test_flash_sale_race import producer, send
 
 pytestmark = pytest.mark.integration
 

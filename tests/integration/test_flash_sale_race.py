@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from base.settings import REPO_ROOT, Settings
 from schemas import TOPICS, OrderAttempt, OrderResult, Payment, SaleConfig, StockUpdate, decode, encode
 from streams.flash_sale.inventory import Inventory, check_invariant
 from tests.fixtures.kafka import consume_all, free_ports
+from tests.fixtures.workers import Worker
 
 pytestmark = pytest.mark.integration
 
@@ -36,44 +36,6 @@ SKU, ROOM = "sku-hot-1", "room-1"
 RESENDS = 1_000
 DOUBLE_CLICKS = 200
 GARBAGE = 50
-
-
-class Worker:
-    """A ``livecommerce worker <job>`` subprocess (flash-sale unless told) with its log file."""
-
-    def __init__(self, settings: Settings, worker_id: str, log_dir: Path, job: str = "flash-sale") -> None:
-        self.settings, self.worker_id, self.log_dir, self.job = settings, worker_id, log_dir, job
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        env = {**os.environ, **self.settings.as_env(), "LC_LOG_FORMAT": "json"}
-        log = open(self.log_dir / f"worker-{self.worker_id}-{self.starts}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce.cli", "worker", self.job, "--worker-id", self.worker_id,
-             "--web-port", str(free_ports(1)[0])],
-            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def logs(self) -> str:
-        files = sorted(self.log_dir.glob(f"worker-{self.worker_id}-*"))
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in files)
 
 
 class ResultReader(threading.Thread):

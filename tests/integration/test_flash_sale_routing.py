@@ -13,7 +13,8 @@ from base.settings import Settings
 from schemas import TOPICS, DeadLetter, OrderAttempt, OrderResult, SaleConfig, decode, encode
 from streams.partitioning import default_partition
 from tests.fixtures.kafka import consume_all
-from tests.integration.test_flash_sale_race import Worker, producer, send
+from tests.fixtures.workers import Worker
+from tests.integration.test_flash_sale_race import producer, send
 
 pytestmark = pytest.mark.integration
 

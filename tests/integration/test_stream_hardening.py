@@ -20,7 +20,8 @@ from schemas import TOPICS, Comment, DeadLetter, OrderAttempt, OrderResult, Paym
 from schemas import encode as encode_event
 from streams.partitioning import default_partition
 from tests.fixtures.kafka import consume_all
-from tests.integration.test_flash_sale_race import Worker, producer, send
+from tests.fixtures.workers import Worker
+from tests.integration.test_flash_sale_race import producer, send
 
 pytestmark = pytest.mark.integration
 
