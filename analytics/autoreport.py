@@ -65,7 +65,7 @@ class StreamReports:
 
     def __init__(self, settings: Settings, client_of: Callable[[], tuple[Client, str]],
                  publish: Callable[[RoomBenchmark], None], clock: Callable[[], int] = now_ms) -> None:
-        self.gap_ms = settings.stream_gap_s * 1000
+        self.gap_ms = settings.stream_gap_ms
         self.reports_dir = settings.reports_dir
         self.client_of = client_of
         self.publish = publish

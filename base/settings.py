@@ -170,6 +170,13 @@ class Settings:
         ``<reports_dir>/<room>/<stream_id>.html``."""
         return Path(self.data_dir).resolve() / "reports"
 
+    @property
+    def stream_gap_ms(self) -> int:
+        """The quiet time that separates two streams of a room, for every reader of the warehouse
+        (the sink's reports, ``report``, ``benchmark``): ``LC_STREAM_GAP_S``, or its default when that
+        is 0 (0 only turns the sink's automatic reports off; streams still need a gap to be told apart)."""
+        return (self.stream_gap_s if self.stream_gap_s > 0 else 1800) * 1000
+
     @classmethod
     def documented(cls) -> list[tuple[str, str, str]]:
         """(env var, default, description) for every setting, for the README and docker-compose check."""

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from base.settings import Settings
+from livecommerce.commands.report import gap_ms_of
 
 HELP = "A room's benchmark (median of its last 14 days' streams) from ClickHouse; --publish sends it to Kafka."
 
@@ -19,8 +20,9 @@ HELP = "A room's benchmark (median of its last 14 days' streams) from ClickHouse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", required=True, action="append", help="room id (repeat for several rooms)")
     parser.add_argument("--days", type=int, default=14, help="streams of this many days before now (default 14)")
-    parser.add_argument("--gap-minutes", type=int, default=30,
-                        help="quiet minutes that separate two streams of a room (default 30)")
+    parser.add_argument("--gap-minutes", type=int, default=None,
+                        help="quiet minutes that separate two streams of a room (default: LC_STREAM_GAP_S, "
+                             "as the sink's own reports use)")
     parser.add_argument("--publish", action="store_true", help="produce each benchmark to the room-benchmarks topic")
     parser.add_argument("--database", help="ClickHouse database (default: the DSN's, else the warehouse default)")
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     client = get_client(dsn)
     database = args.database or database_of(dsn)
     now = now_ms()
-    benchmarks = [room_benchmark(client, database, room, now_ms=now, days=args.days, gap_ms=args.gap_minutes * 60_000)
+    benchmarks = [room_benchmark(client, database, room, now_ms=now, days=args.days, gap_ms=gap_ms_of(args, settings))
                   for room in args.room]
     for b in benchmarks:
         print(encode(b).decode())

@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     parser.add_argument("--csv", dest="csv_dir", help="also write the tables as CSV files into this directory")
     parser.add_argument("--list", action="store_true", help="list the room's streams and exit")
-    parser.add_argument("--gap-minutes", type=int, default=30,
-                        help="quiet minutes that separate two streams of a room (default 30)")
+    parser.add_argument("--gap-minutes", type=int, default=None,
+                        help="quiet minutes that separate two streams of a room (default: LC_STREAM_GAP_S, "
+                             "as the sink's own reports use)")
     parser.add_argument("--database", help="ClickHouse database (default: the DSN's, else the warehouse default)")
 
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 3
         raise
     database = args.database or database_of(dsn)
-    options = Options(gap_ms=args.gap_minutes * 60_000)
+    options = Options(gap_ms=gap_ms_of(args, settings))
     if args.list:
         spans = list_streams(client, database, args.room, options.gap_ms)
         if not spans:
@@ -112,3 +113,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         paths = export_csv(report, args.csv_dir)
         print(f"wrote {len(paths)} CSV files into {args.csv_dir}")
     return 0
+
+
+def gap_ms_of(args: argparse.Namespace, settings: Settings) -> int:
+    """``--gap-minutes`` if given, else the gap the sink's own reports use."""
+    return args.gap_minutes * 60_000 if args.gap_minutes is not None else settings.stream_gap_ms

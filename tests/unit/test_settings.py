@@ -44,3 +44,16 @@ def test_every_setting_is_documented_with_a_unique_lc_variable() -> None:
 def test_as_env_round_trips() -> None:
     s = Settings.from_env({"LC_GATEWAY_PORT": "9999", "LC_LOG_FORMAT": "console"})
     assert Settings.from_env(s.as_env()) == s
+
+
+def test_report_and_benchmark_split_streams_at_the_gap_the_sinks_reports_use() -> None:
+    """``report`` and ``benchmark`` without ``--gap-minutes`` tell streams apart as the sink's
+    automatic reports do (LC_STREAM_GAP_S); 0 there turns the automatic reports off, not the gap."""
+    import argparse
+
+    from livecommerce.commands.report import gap_ms_of
+
+    no_flag = argparse.Namespace(gap_minutes=None)
+    assert gap_ms_of(no_flag, Settings.from_env({"LC_STREAM_GAP_S": "600"})) == 600_000
+    assert gap_ms_of(no_flag, Settings.from_env({"LC_STREAM_GAP_S": "0"})) == 1_800_000
+    assert gap_ms_of(argparse.Namespace(gap_minutes=5), Settings.from_env({"LC_STREAM_GAP_S": "600"})) == 300_000
