@@ -19,9 +19,9 @@ each job's loop):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -41,6 +41,38 @@ class Refused(NamedTuple):
     the dead-letters topic, which the sink admits and stores)."""
 
     letter: DeadLetter
+
+
+class KafkaMessage(Protocol):
+    """What the gate reads of a consumed message (confluent-kafka's ``Message``; tests pass their own)."""
+
+    def error(self) -> Any: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+#: Where an admitted event came from: (topic, partition, offset, key, raw value).
+Source = tuple[str, int, int, bytes | None, bytes | None]
+
+
+@dataclass
+class Sorted:
+    """One poll batch after the gate: the events each partition's task applies, in offset order."""
+
+    by_partition: dict[int, list[Event]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    #: ``id(event)`` -> its source, for the job's traced event types (their later refusals by the
+    #: task are dead-lettered with the original bytes).
+    sources: dict[int, Source] = field(default_factory=dict)
+    #: Any message's offset is now ours to commit (even one the gate skipped or refused).
+    admitted: bool = False
+    stale: int = 0
+    #: A consumer error other than end-of-partition: the batch must not be applied.
+    error: Any = None
 
 
 class Positions:
@@ -114,6 +146,79 @@ class Gate:
         self.stats: Counter[str] = Counter()
         self._keys: dict[bytes, tuple[str, int]] = {}
 
+    def sort(
+        self, messages: Sequence[KafkaMessage], positions: Positions, wall_ms: int, *, eof_code: int,
+        log_append_time: int, traced: frozenset[type] = frozenset(), at_end: set[tuple[str, int]] | None = None,
+    ) -> Sorted:
+        """A whole poll batch through the three questions (stale? valid? home?), in one loop.
+
+        The same rules as :meth:`check`, message by message: the common case (next offset, valid,
+        keyed right, at home) is decided inline, without a call per message, because this loop is the
+        hottest code of every job; anything else goes through :meth:`check`'s slow path for its reason.
+        ``positions`` move past every admitted offset.  ``at_end`` (the sink's end-of-partition
+        tracking) gains a partition at its end-of-partition event (``eof_code``) and loses it at its
+        next admitted message.  A message timestamp of type ``log_append_time`` is the broker's arrival
+        time, against which the future-skew rule is measured (see :meth:`check`)."""
+        out = Sorted()
+        by_part, sources, inputs, keys = out.by_partition, out.sources, self.inputs, self._keys
+        expected_at = positions.next
+        skew = self.max_future_skew_ms
+        stale = 0
+        for msg in messages:
+            error = msg.error()
+            topic, p, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and p is not None and offset is not None
+            if error is not None:
+                if error.code() == eof_code:
+                    if at_end is not None:
+                        at_end.add((topic, p))
+                    continue
+                out.error = error
+                return out
+            tp = (topic, p)
+            expected = expected_at.get(tp)  # Positions.admit, inlined
+            if expected is None or offset < expected:
+                stale += 1
+                continue
+            expected_at[tp] = offset + 1
+            out.admitted = True
+            if at_end:
+                at_end.discard(tp)
+            key, raw = msg.key(), msg.value()
+            stamp_type, stamp = msg.timestamp()
+            arrival = stamp if stamp_type == log_append_time else None
+            rule = inputs[topic]
+            event: Any = None
+            if raw is not None and len(raw) <= rule.max_bytes:  # check()'s fast path, inlined
+                try:
+                    event = rule.decode(raw)
+                except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError, RecursionError):
+                    event = None
+                if event is not None:
+                    home = keys.get(key) if key is not None else None
+                    if home is None and key is not None:
+                        home = self._learn(key)
+                    if (event.ts > (wall_ms if arrival is None else arrival) + skew or home is None
+                            or home[1] != p or getattr(event, rule.key_field) != home[0]):
+                        event = None
+            if event is None:
+                verdict = self._diagnose(rule, topic, p, offset, key, raw, wall_ms,
+                                         wall_ms if arrival is None else arrival)
+                if verdict is None:
+                    continue
+                if isinstance(verdict, Refused):
+                    out.dead.append(verdict.letter)
+                    continue
+                event = verdict
+            batch = by_part.get(p)
+            if batch is None:
+                batch = by_part[p] = []
+            batch.append(event)
+            if traced and type(event) in traced:
+                sources[id(event)] = (topic, p, offset, key, raw)
+        out.stale = stale
+        return out
+
     def check(
         self, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None, wall_ms: int,
         arrival_ms: int | None = None,
@@ -125,21 +230,10 @@ class Gate:
         and in a replay too, and the sink decides exactly as the owning job did.  Without it (a topic
         with producer timestamps) the rule falls back to the reader's clock ``wall_ms``.
 
-        The common case (valid, keyed right, at home) takes a fast path of the same three rules;
-        anything else goes through :func:`schemas.codec.check` for the reason it is refused."""
+        This is the reference decision for one message; :meth:`sort` makes the same decisions for a
+        whole batch with the common case inlined (a property test holds the two equal)."""
         rule = self.inputs[topic]
         now = wall_ms if arrival_ms is None else arrival_ms
-        if raw is not None and len(raw) <= rule.max_bytes:
-            try:
-                event = rule.decode(raw)
-            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError, RecursionError):
-                event = None
-            if event is not None and event.ts <= now + self.max_future_skew_ms:  # type: ignore[attr-defined]
-                home = self._keys.get(key) if key is not None else None
-                if home is None and key is not None:
-                    home = self._learn(key)
-                if home is not None and home[1] == partition and getattr(event, rule.key_field) == home[0]:
-                    return event
         return self._diagnose(rule, topic, partition, offset, key, raw, wall_ms, now)
 
     def _learn(self, key: bytes) -> tuple[str, int]:
@@ -154,7 +248,7 @@ class Gate:
         self, rule: _Input, topic: str, partition: int, offset: int, key: bytes | None, raw: bytes | None,
         wall_ms: int, now: int,
     ) -> Event | Refused | None:
-        """The slow path: which rule refuses this message, and why (or the event, if none does)."""
+        """Every rule in order: which one refuses this message, and why (or the event, if none does)."""
         try:
             if raw is None:
                 raise ValidationError("message has no value (tombstone)")

@@ -39,7 +39,7 @@ from schemas.base import Event
 from streams.dead_letters import dead_letter_of
 from streams.runtime.changelog import ensure_changelog, input_partition_count, read_partition, restore_consumer
 from streams.runtime.commit import CommitPolicy
-from streams.runtime.gate import Gate, Positions, Refused
+from streams.runtime.gate import Gate, Positions
 from streams.runtime.job import Job, Output, Task
 
 if TYPE_CHECKING:
@@ -361,49 +361,20 @@ class Runner:
             self._in_txn = True
 
     def _process(self, messages: list[Message], wall: int) -> None:
-        """Gate every message, then hand each partition's admitted events to its task."""
+        """Gate the batch (one call: the gate's loop is the hot path), then hand each partition's
+        admitted events to its task."""
         from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException
 
-        gate, tasks = self.gate, self.tasks
-        admit = self.positions.admit
-        at_end = self._at_end
-        check = gate.check if gate is not None else None
-        assert check is not None
-        by_part: dict[int, list[Event]] = {}
-        dead: list[DeadLetter] = []
-        sources: dict[int, tuple[str, int, int, bytes | None, bytes | None]] = {}
-        traced = self.job.traced
-        admitted = False  # any message whose offset is now ours to commit (even one the gate skipped)
-        for msg in messages:
-            error = msg.error()
-            topic, p, offset = msg.topic(), msg.partition(), msg.offset()
-            assert topic is not None and p is not None and offset is not None
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._at_end.add((topic, p))
-                    continue
-                raise KafkaException(error)
-            if not admit(topic, p, offset):
-                self.stats["skipped_stale"] += 1
-                continue
-            admitted = True
-            if at_end:  # only the sink asks for end-of-partition events
-                at_end.discard((topic, p))
-            key, raw = msg.key(), msg.value()
-            stamp_type, stamp = msg.timestamp()
-            arrival = stamp if stamp_type == TIMESTAMP_LOG_APPEND_TIME else None
-            verdict = check(topic, p, offset, key, raw, wall, arrival)
-            if verdict is None:
-                continue
-            if isinstance(verdict, Refused):
-                dead.append(verdict.letter)
-                continue
-            batch = by_part.get(p)
-            if batch is None:
-                batch = by_part[p] = []
-            batch.append(verdict)
-            if traced and type(verdict) in traced:
-                sources[id(verdict)] = (topic, p, offset, key, raw)
+        assert self.gate is not None
+        tasks = self.tasks
+        got = self.gate.sort(messages, self.positions, wall, eof_code=KafkaError._PARTITION_EOF,
+                             log_append_time=TIMESTAMP_LOG_APPEND_TIME, traced=self.job.traced,
+                             at_end=self._at_end)
+        if got.error is not None:
+            raise KafkaException(got.error)
+        if got.stale:
+            self.stats["skipped_stale"] += got.stale
+        by_part, dead, sources, admitted = got.by_partition, got.dead, got.sources, got.admitted
         if not admitted:
             return
         self._begin()

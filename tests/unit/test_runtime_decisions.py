@@ -143,3 +143,127 @@ def test_the_skew_is_measured_against_arrival_not_against_a_late_reader() -> Non
     late_reader = g.check("lc.comments", home, 0, b"RC", raw, T0 + 10_000, arrival_ms=T0)
     assert isinstance(live, Refused) and isinstance(late_reader, Refused)
     assert isinstance(g.check("lc.comments", home, 0, b"RC", raw, T0 + 10_000), Comment)  # no arrival: reader's clock
+
+
+# ---- the batch gate: the same decisions as the reference, message by message ----------------------
+
+EOF_CODE, LOG_APPEND, CREATE_TIME = -191, 2, 1
+
+
+class FakeError:
+    def __init__(self, code: int) -> None:
+        self._code = code
+
+    def code(self) -> int:
+        return self._code
+
+
+class FakeMessage:
+    """The accessors of confluent-kafka's Message that the gate reads."""
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                 stamp: tuple[int, int], error: FakeError | None = None) -> None:
+        self._t, self._p, self._o = topic, partition, offset
+        self._k, self._v, self._s, self._e = key, value, stamp, error
+
+    def error(self) -> FakeError | None:
+        return self._e
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def key(self) -> bytes | None:
+        return self._k
+
+    def value(self) -> bytes | None:
+        return self._v
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._s
+
+
+ROOMS = ["RA", "RB", "RC", "房间1", "r" * 40]
+_others = st.one_of(st.sampled_from([b"{not json", b"", b'{"type":"comment"}', b"x" * 20_000, b"[]", b"null"]),
+                    st.binary(max_size=30), st.none())
+
+
+@st.composite
+def _message(draw: st.DrawFn) -> tuple[str, int, int, bytes | None, bytes | None, tuple[int, int], int | None]:
+    """Mostly well-formed (keyed by its room, on its home partition), each rule broken now and then."""
+    room = draw(st.sampled_from(ROOMS))
+    dt = draw(st.sampled_from([-60_000, 0, 0, 0, 3_999, 4_001, 4_999, 5_001, 300_000]))
+    body = encode(comment(room, T0 + dt)) if draw(st.integers(0, 4)) else draw(_others)
+    key = room.encode() if draw(st.integers(0, 4)) else draw(st.sampled_from([None, b"rb", b"\xff\xfe", b"", b"RA"]))
+    home = default_partition(room.encode(), PARTITIONS)
+    partition = home if draw(st.integers(0, 3)) else draw(st.integers(0, PARTITIONS - 1))
+    stamp = draw(st.sampled_from([(LOG_APPEND, T0 - 1_000), (LOG_APPEND, T0 + 200_000), (CREATE_TIME, T0 + 1),
+                                  (0, -1)]))
+    topic = draw(st.sampled_from(["lc.comments", "lc.comments", "lc.order-results"]))
+    error = EOF_CODE if draw(st.integers(0, 9)) == 0 else None
+    return topic, partition, draw(st.integers(0, 12)), key, body, stamp, error
+
+
+_messages = st.lists(_message(), max_size=30)
+
+
+@given(_messages, st.integers(-1, 3))
+def test_the_batch_gate_decides_every_message_as_the_reference_does(
+    rows: list[tuple[str, int, int, bytes | None, bytes | None, tuple[int, int], int | None]], start: int
+) -> None:
+    messages = [FakeMessage(t, p, o, k, v, s, FakeError(e) if e is not None else None) for t, p, o, k, v, s, e in rows]
+    batch_gate, reference = gate(), gate()
+    batch_pos, ref_pos = Positions(), Positions()
+    for pos in (batch_pos, ref_pos):
+        for topic in ("lc.comments", "lc.order-results"):
+            for p in range(PARTITIONS):
+                if (topic, p) != ("lc.comments", 2):  # not ours: all its messages are stale
+                    pos.own(topic, p, start)
+    at_end_batch: set[tuple[str, int]] = {("lc.comments", 0)}
+    got = batch_gate.sort(messages, batch_pos, T0, eof_code=EOF_CODE, log_append_time=LOG_APPEND,
+                          traced=frozenset({Comment}), at_end=at_end_batch)
+
+    want_parts: dict[int, list[object]] = {}
+    want_dead: list[DeadLetter] = []
+    stale, admitted = 0, False
+    at_end_ref: set[tuple[str, int]] = {("lc.comments", 0)}
+    for m in messages:
+        t, p, o = m.topic(), m.partition(), m.offset()
+        if m.error() is not None:
+            at_end_ref.add((t, p))
+            continue
+        if not ref_pos.admit(t, p, o):
+            stale += 1
+            continue
+        admitted = True
+        at_end_ref.discard((t, p))
+        stamp_type, stamp = m.timestamp()
+        verdict = reference.check(t, p, o, m.key(), m.value(), T0, stamp if stamp_type == LOG_APPEND else None)
+        if isinstance(verdict, Refused):
+            want_dead.append(verdict.letter)
+        elif verdict is not None:
+            want_parts.setdefault(p, []).append(verdict)
+
+    assert got.error is None
+    assert got.by_partition == want_parts
+    assert got.dead == want_dead
+    assert (got.stale, got.admitted) == (stale, admitted)
+    assert batch_gate.stats == reference.stats
+    assert batch_pos.next == ref_pos.next
+    assert at_end_batch == at_end_ref
+    assert len(got.sources) == sum(isinstance(e, Comment) for events in want_parts.values() for e in events)
+
+
+def test_a_consumer_error_stops_the_batch() -> None:
+    g, positions = gate(), Positions()
+    positions.own("lc.comments", 0, 0)
+    raw = encode(comment("RA"))
+    msgs = [FakeMessage("lc.comments", 0, 0, b"RA", raw, (CREATE_TIME, T0)),
+            FakeMessage("lc.comments", 0, 1, None, None, (0, -1), FakeError(-185))]
+    got = g.sort(msgs, positions, T0, eof_code=EOF_CODE, log_append_time=LOG_APPEND)
+    assert got.error is not None and got.error.code() == -185
