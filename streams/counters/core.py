@@ -447,7 +447,12 @@ class PartitionCounters:
         mood = window_mood(state.mood, end - 1, self.mood_window_ms)
         extra = (agg.comments, agg.likes, agg.gmv_paid_cents) if partial else (0, 0, 0)
         horizon = end - self.config.rolling_ms
-        rolling = [r for r in rolling if r[0] >= horizon]
+        comments_60s, likes_60s, gmv_60s = extra
+        for opened, comments, likes, gmv in rolling:  # one pass (this runs for every snapshot)
+            if opened >= horizon:
+                comments_60s += comments
+                likes_60s += likes
+                gmv_60s += gmv
         viewers = state.unique_viewers
         return RoomCounters(
             room_id=state.room_id,
@@ -460,8 +465,8 @@ class PartitionCounters:
             likes=agg.likes,
             comments_total=state.comments_total,
             likes_total=state.likes_total,
-            comments_60s=sum(r[1] for r in rolling) + extra[0],
-            likes_60s=sum(r[2] for r in rolling) + extra[1],
+            comments_60s=comments_60s,
+            likes_60s=likes_60s,
             order_attempts=agg.order_attempts,
             order_attempts_total=state.order_attempts_total,
             orders_accepted=agg.orders_accepted,
@@ -469,7 +474,7 @@ class PartitionCounters:
             units_total=state.units_total,
             gmv_reserved_cents_total=state.gmv_reserved_cents_total,
             gmv_paid_cents_total=state.gmv_paid_cents_total,
-            gmv_paid_cents_60s=sum(r[3] for r in rolling) + extra[2],
+            gmv_paid_cents_60s=gmv_60s,
             unique_buyers=state.unique_buyers,
             conversion_rate=state.unique_buyers / viewers if viewers else 0.0,
             gpm_cents=state.gmv_paid_cents_total * 1000 / viewers if viewers else 0.0,
