@@ -373,3 +373,19 @@ def test_a_like_shows_in_a_live_snapshot_before_its_window_closes() -> None:
     assert counters.emit_live(WALL + 200) == []  # changed, but within live_ms of the last one
     (later,) = counters.emit_live(WALL + 250)
     assert later.likes_total == 4
+
+
+def test_a_live_snapshot_sums_the_sixty_seconds_that_end_with_its_open_window() -> None:
+    """Closed windows of 0..69 s hold one like each; the open window (70 s) holds two. The live
+    snapshot's window is 70-71 s, so its 60 s are 11..70 s: 59 closed windows plus the open one."""
+    cfg = CounterConfig(allowed_lateness_ms=0, idle_ms=500, rolling_ms=60_000, live_ms=0)
+    counters = PartitionCounters(cfg)
+    likes = [Like(event_id=f"l{i}", room_id="r1", user_id="u1", count=1, ts=T0 + i * 1_000) for i in range(70)]
+    for like in likes:
+        counters.apply_all([like], WALL)
+        counters.emit(WALL)
+    counters.apply_all([Like(event_id="open", room_id="r1", user_id="u1", count=2, ts=T0 + 70_000)], WALL)
+    counters.emit(WALL)
+    (snap,) = counters.emit_live(WALL + 1)
+    assert snap.window_start == T0 + 70_000
+    assert snap.likes_60s == 59 + 2
