@@ -4,6 +4,7 @@ without Kafka: the pure decision, and the bounded call that turns "never returns
 from __future__ import annotations
 
 import threading
+import time
 from typing import get_args
 
 import pytest
@@ -89,3 +90,42 @@ def test_a_call_that_never_returns_is_reported_stalled_and_left_behind() -> None
         call_bounded(never_returns, (), 0.2, "send_offsets_to_transaction")
     assert not returned.is_set()  # the caller got on while the call still waited
     release.set()
+
+
+class LeaderMovedConsumer:
+    """A restore consumer whose remembered leader died: asking for the end fails until metadata is
+    fetched again."""
+
+    def __init__(self) -> None:
+        self.refreshed = 0
+        self.asked = 0
+
+    def get_watermark_offsets(self, tp: object, timeout: float, cached: bool) -> tuple[int, int]:
+        from confluent_kafka import KafkaError, KafkaException
+
+        self.asked += 1
+        if not self.refreshed:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get watermark offsets"))
+        return 0, 42
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.refreshed += 1
+
+
+def test_the_changelog_end_is_asked_again_of_a_fresh_leader_after_a_failed_ask() -> None:
+    from confluent_kafka import TopicPartition
+
+    from streams.runtime.changelog import _end_offset
+
+    consumer = LeaderMovedConsumer()
+    assert _end_offset(consumer, TopicPartition("t", 0), time.monotonic() + 600) == 42  # type: ignore[arg-type]
+    assert (consumer.asked, consumer.refreshed) == (2, 1)
+
+
+def test_the_changelog_end_gives_up_at_its_deadline() -> None:
+    from confluent_kafka import KafkaException, TopicPartition
+
+    from streams.runtime.changelog import _end_offset
+
+    with pytest.raises(KafkaException):
+        _end_offset(LeaderMovedConsumer(), TopicPartition("t", 0), time.monotonic() - 1)  # type: ignore[arg-type]
