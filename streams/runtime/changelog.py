@@ -12,6 +12,7 @@ by ``livecommerce topics``, and checked at every start.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from base.settings import Settings
 from streams.runtime.job import Record
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient
 
 #: Compaction keeps the newest record per key; the lag keeps a just-written value readable by a restore.
@@ -101,13 +102,13 @@ def read_partition(consumer: Consumer, topic: str, partition: int, timeout: floa
     """
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+    deadline = time.monotonic() + timeout
+    high = _end_offset(consumer, TopicPartition(topic, partition), deadline)
     records: list[Record] = []
     if high <= 0:
         return records
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
     try:
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
                 error = msg.error()
@@ -121,3 +122,29 @@ def read_partition(consumer: Consumer, topic: str, partition: int, timeout: floa
         raise TimeoutError(f"changelog {topic}[{partition}] not read to its end in {timeout} s")
     finally:
         consumer.unassign()
+
+
+#: One ask for a partition's end waits at most this long before the leader is looked up again.
+END_OFFSET_ATTEMPT_S = 10.0
+
+
+def _end_offset(consumer: Consumer, tp: TopicPartition, deadline: float) -> int:
+    """The partition's high watermark, asked of its leader in short attempts until ``deadline``.
+
+    A restore consumer sits idle between rebalances, so the leader it remembers may be a broker that
+    has died since: one long ask would wait for that broker until its timeout (seen: 120 s after a
+    SIGKILL).  After a failed attempt the topic's metadata is fetched again, so the next attempt asks
+    the new leader."""
+    from confluent_kafka import KafkaException
+
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=max(min(END_OFFSET_ATTEMPT_S, left), 0.1),
+                                                      cached=False)[1])
+        except KafkaException:
+            if time.monotonic() >= deadline:
+                raise
+        with contextlib.suppress(KafkaException):  # the next attempt (or the deadline) decides
+            consumer.list_topics(tp.topic, timeout=max(min(END_OFFSET_ATTEMPT_S, deadline - time.monotonic()), 0.1))
+        time.sleep(0.2)

@@ -19,6 +19,11 @@ rebuilt from its changelog.  Revoke commits what is open before the partitions g
 open transaction and rewinds every remaining task (its work was in that transaction too).
 A transaction that must be aborted rewinds the same way: state back to the changelog, positions
 back to the committed offsets; the core is deterministic, so the batch is decided again identically.
+
+Every blocking transactional call has a deadline of its own (librdkafka can ignore the call's timeout
+when a coordinator's broker died): what follows a failed or stalled call is decided by
+:func:`streams.runtime.recovery.next_step` -- retry it, abort and rewind, or restart in process with
+new clients (a stalled producer is abandoned; its successor fences it).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from streams.runtime.changelog import ensure_changelog, input_partition_count, r
 from streams.runtime.commit import CommitPolicy
 from streams.runtime.gate import Gate, Positions
 from streams.runtime.job import Job, Output, Task
+from streams.runtime.recovery import Call, Failure, Stalled, Step, call_bounded, next_step
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -52,6 +58,14 @@ Mode = Literal["exactly_once", "at_least_once"]
 #: In-process restarts after fatal client errors allowed within the window before the process gives up.
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 120.0
+
+
+class RestartNeeded(RuntimeError):
+    """A transactional call failed in a way only new clients can cure (fatal, stalled, out of retries)."""
+
+
+class _MustAbort(RuntimeError):
+    """A transactional call failed with an abortable error: abort the transaction and rewind."""
 
 
 class Sink(Protocol):
@@ -91,6 +105,12 @@ class RunnerConfig:
     poll_timeout_s: float = 0.05
     transaction_timeout_ms: int = 10_000
     producer_overrides: dict[str, Any] = field(default_factory=dict)
+    #: The timeout handed to each blocking transactional call (librdkafka's own).
+    api_timeout_s: float = 30.0
+    #: How much longer than its own timeout a call may take before it counts as stalled.
+    stall_grace_s: float = 10.0
+    #: How long a call answered with retriable errors is retried before the runner restarts.
+    retry_budget_s: float = 60.0
 
 
 class Runner:
@@ -121,6 +141,7 @@ class Runner:
         self._in_txn = False
         self._pending = False  # admitted input not yet committed (at-least-once)
         self._discarding = False  # set while a failed batch is thrown away: a revoke must not commit it
+        self._wedged = False  # a call on the producer never returned: never touch that producer again
         self._seen_events: list[Event] = []
         self._seen_outputs: list[Output] = []
         self._timings = [0.0, 0.0]
@@ -157,7 +178,8 @@ class Runner:
                 "transaction.timeout.ms": self.config.transaction_timeout_ms,
                 **self.config.producer_overrides,
             }))
-            self._producer.init_transactions(60)
+            self._wedged = False
+            self._txn("init_transactions", self._producer.init_transactions, max(60.0, self.config.api_timeout_s))
         consumer = self._consumer = Consumer(consumer_config(s, s.topic(job.name), extra))
         consumer.subscribe(list(self.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_lost)
@@ -224,7 +246,8 @@ class Runner:
         A fatal client error (a fenced producer or static member, which a broker's death can cause
         when the coordinator moves) does not leave a live process that no longer answers: the runner
         drops its clients and state and starts again from the committed offsets and changelog, as a
-        restarted process would.  More than :data:`MAX_RESTARTS` in :data:`RESTART_WINDOW_S` means
+        restarted process would.  So does a transactional call that stalled (never returned) or kept
+        failing: see :mod:`streams.runtime.recovery`.  More than :data:`MAX_RESTARTS` in :data:`RESTART_WINDOW_S` means
         something else holds our identity (two workers with one id): the error then ends the process.
         """
         restarts: list[float] = []
@@ -235,7 +258,7 @@ class Runner:
             except Exception as exc:
                 from confluent_kafka import KafkaException
 
-                if not isinstance(exc, KafkaException) or self.stop_event.is_set():
+                if not isinstance(exc, KafkaException | RestartNeeded) or self.stop_event.is_set():
                     raise
                 now = time.monotonic()
                 restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
@@ -255,12 +278,15 @@ class Runner:
         the consumer runs the revoke callback, which would commit them; so the open transaction is
         aborted first and the callback told to only forget.  If the abort fails too, the next
         producer with our transactional.id aborts the transaction when it starts (init_transactions).
+        A wedged producer (a call on it never returned) is not asked to abort: it is abandoned as is,
+        and fenced by that successor.
         """
         self._discarding = True
         try:
-            if self._in_txn and self._producer is not None:
+            if self._in_txn and self._producer is not None and not self._wedged:
                 try:
-                    self._producer.abort_transaction(30)
+                    call_bounded(self._producer.abort_transaction, (self.config.api_timeout_s,),
+                                 self.config.api_timeout_s + self.config.stall_grace_s, "abort_transaction")
                 except Exception as exc:  # a fenced producer cannot abort: its successor will
                     log.info(f"{self.job.name}_abort_failed", error=str(exc))
             self._in_txn = self._pending = False
@@ -269,13 +295,14 @@ class Runner:
             self.tasks.clear()
             for client in (self._consumer, self._restorer):
                 if client is not None:
-                    try:
-                        client.close()
+                    try:  # bounded too: a client that cannot close is left behind, not waited for
+                        call_bounded(client.close, (), self.config.api_timeout_s + self.config.stall_grace_s, "close")
                     except Exception as exc:  # a fenced or broken client may refuse to close cleanly
                         log.info(f"{self.job.name}_close_failed", error=str(exc))
         finally:
             self._discarding = False
         self._consumer = self._producer = self._restorer = None
+        self._wedged = False
         self.positions = Positions()
         self._assigned.clear()
         self._at_end.clear()
@@ -316,7 +343,7 @@ class Runner:
                     self._checkpoint(consumer)
                 finally:
                     consumer.close()  # a dynamic member leaves the group: another worker takes over at once
-                    if self._producer is not None:
+                    if self._producer is not None and not self._wedged:
                         self._producer.flush(10)
                     if self._restorer is not None:
                         self._restorer.close()
@@ -449,24 +476,22 @@ class Runner:
             return
         if not self._in_txn:
             return
-        from confluent_kafka import KafkaException
-
-        assert self._producer is not None
+        producer = self._producer
+        assert producer is not None
         if self.changelog:
             for p, task in self.tasks.items():
                 for key, value in task.take_changes():
                     self._produce(self.changelog, value, key, partition=p)
         started = time.monotonic()
+        timeout = self.config.api_timeout_s
         try:
             offsets = self._offsets()
             if offsets:
-                self._producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            self._producer.commit_transaction(30)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal() or not error.txn_requires_abort():
-                raise  # fenced by a newer incarnation, or worse: stop; the supervisor restarts us
-            log.warning(f"{self.job.name}_transaction_aborted", worker=self.worker_id, error=str(error))
+                self._txn("send_offsets_to_transaction", producer.send_offsets_to_transaction, offsets,
+                          consumer.consumer_group_metadata(), timeout)
+            self._txn("commit_transaction", producer.commit_transaction, timeout)
+        except _MustAbort as exc:
+            log.warning(f"{self.job.name}_transaction_aborted", worker=self.worker_id, error=str(exc))
             self._abort()
             self._rewind(consumer)
             return
@@ -497,9 +522,38 @@ class Runner:
         self._seen_events, self._seen_outputs = [], []
         self._timings = [0.0, 0.0]
 
+    def _txn(self, call: Call, fn: Callable[..., Any], *args: Any) -> None:
+        """One blocking transactional call, bounded by its own timeout plus a grace; then what
+        :func:`~streams.runtime.recovery.next_step` says: retry it, raise :class:`_MustAbort` (the caller
+        aborts and rewinds) or raise :class:`RestartNeeded` (the loop restarts with new clients)."""
+        from confluent_kafka import KafkaException
+
+        cfg = self.config
+        deadline = float(args[-1]) + cfg.stall_grace_s  # every call's last argument is its own timeout
+        first = time.monotonic()
+        while True:
+            try:
+                call_bounded(fn, args, deadline, call)
+                return
+            except Stalled:
+                self._wedged = True
+                failure = Failure.no_answer(call, deadline)
+            except KafkaException as exc:
+                failure = Failure.of(exc.args[0])
+            step = next_step(call, failure, elapsed_s=time.monotonic() - first, budget_s=cfg.retry_budget_s)
+            self.stats[f"txn_step_{step.value}"] += 1
+            log.warning(f"{self.job.name}_transaction_call_failed", worker=self.worker_id, call=call,
+                        error=failure.reason, stalled=failure.stalled, step=step.value)
+            if step is Step.RETRY:
+                time.sleep(0.5)
+                continue
+            if step is Step.ABORT:
+                raise _MustAbort(failure.reason)
+            raise RestartNeeded(f"{call}: {failure.reason}")
+
     def _abort(self) -> None:
         if self._in_txn and self._producer is not None:
-            self._producer.abort_transaction(30)
+            self._txn("abort_transaction", self._producer.abort_transaction, self.config.api_timeout_s)
         self._in_txn = self._pending = False
         self._seen_events, self._seen_outputs = [], []
 
