@@ -1,7 +1,7 @@
 """What the runner does after a transactional call fails or never returns: a pure decision, tested alone.
 
 Every blocking call on the transactional producer (``init_transactions``, ``send_offsets_to_transaction``,
-``commit_transaction``, ``abort_transaction``) runs with a deadline (:func:`call_bounded`), because
+``commit_transaction``, ``abort_transaction``) runs with a deadline (:class:`BoundedCaller`), because
 librdkafka does not always honour the call's own timeout: when the broker it remembers as the consumer
 group's coordinator has died and dropped out of the cluster's metadata, ``send_offsets_to_transaction``
 can wait for that broker forever (librdkafka issues #5456 and #5511, seen in the three-broker sale
@@ -30,6 +30,7 @@ being retriable; and every failure gets a step (the runner never waits on a fail
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,26 +88,63 @@ class Stalled(Exception):
     """A call did not return within its deadline (its thread is left to finish on its own)."""
 
 
-def call_bounded(fn: Callable[..., Any], args: tuple[Any, ...], deadline_s: float, name: str = "call") -> Any:
-    """``fn(*args)`` on a helper thread; its result, its exception, or :class:`Stalled` after ``deadline_s``.
+class BoundedCaller:
+    """Runs calls with a deadline on one long-lived helper thread: the result, the call's exception, or
+    :class:`Stalled` once ``deadline_s`` has passed.
 
     confluent-kafka releases the GIL inside librdkafka's blocking calls, so the helper waits there while
-    the caller gets on.  A stalled call cannot be cancelled: its thread (a daemon) and whatever it holds
-    stay until librdkafka lets go; the caller must stop using the client the call was made on."""
-    outcome: list[Any] = []
-    failed: list[BaseException] = []
+    the caller gets on.  One thread serves every call (the flash sale commits every few milliseconds;
+    a new thread per call cost 0.1-0.2 ms of CPU each).  A stalled call cannot be cancelled: its thread
+    (a daemon) and whatever it holds stay until librdkafka lets go, so that thread is abandoned and the
+    next call starts a fresh one; the caller must stop using the client the stalled call was made on."""
 
-    def target() -> None:
+    def __init__(self, name: str = "txn") -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+
+    def __call__(self, fn: Callable[..., Any], args: tuple[Any, ...], deadline_s: float, name: str = "call") -> Any:
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(self._jobs,), name=f"{self.name}-calls", daemon=True).start()
+        job = _Job(fn, args)
+        self._jobs.put(job)
+        if not job.done.wait(deadline_s):
+            self._jobs = None  # its thread is stuck inside fn: leave it there
+            raise Stalled(f"{name} did not return within {deadline_s:.0f} s")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def close(self) -> None:
+        """Let the helper thread end (after the call it is in, if any)."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+
+class _Job:
+    __slots__ = ("args", "done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    while (job := jobs.get()) is not None:
         try:
-            outcome.append(fn(*args))
+            job.result = job.fn(*job.args)
         except BaseException as exc:  # handed to the caller
-            failed.append(exc)
+            job.error = exc
+        job.done.set()
 
-    thread = threading.Thread(target=target, name=f"txn-{name}", daemon=True)
-    thread.start()
-    thread.join(deadline_s)
-    if thread.is_alive():
-        raise Stalled(f"{name} did not return within {deadline_s:.0f} s")
-    if failed:
-        raise failed[0]
-    return outcome[0] if outcome else None
+
+def call_bounded(fn: Callable[..., Any], args: tuple[Any, ...], deadline_s: float, name: str = "call") -> Any:
+    """One bounded call on a helper thread of its own (see :class:`BoundedCaller`), for rare calls."""
+    caller = BoundedCaller(name)
+    try:
+        return caller(fn, args, deadline_s, name)
+    finally:
+        caller.close()

@@ -46,7 +46,7 @@ from streams.runtime.changelog import ensure_changelog, input_partition_count, r
 from streams.runtime.commit import CommitPolicy
 from streams.runtime.gate import Gate, Positions
 from streams.runtime.job import Job, Output, Task
-from streams.runtime.recovery import Call, Failure, Stalled, Step, call_bounded, next_step
+from streams.runtime.recovery import BoundedCaller, Call, Failure, Stalled, Step, call_bounded, next_step
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -142,6 +142,7 @@ class Runner:
         self._pending = False  # admitted input not yet committed (at-least-once)
         self._discarding = False  # set while a failed batch is thrown away: a revoke must not commit it
         self._wedged = False  # a call on the producer never returned: never touch that producer again
+        self._calls = BoundedCaller(f"{job.name}-txn")  # the transactional calls, each with a deadline
         self._seen_events: list[Event] = []
         self._seen_outputs: list[Output] = []
         self._timings = [0.0, 0.0]
@@ -254,6 +255,7 @@ class Runner:
         while True:
             try:
                 self._run_once()
+                self._calls.close()
                 return
             except Exception as exc:
                 from confluent_kafka import KafkaException
@@ -533,7 +535,7 @@ class Runner:
         first = time.monotonic()
         while True:
             try:
-                call_bounded(fn, args, deadline, call)
+                self._calls(fn, args, deadline, call)
                 return
             except Stalled:
                 self._wedged = True

@@ -129,3 +129,21 @@ def test_the_changelog_end_gives_up_at_its_deadline() -> None:
 
     with pytest.raises(KafkaException):
         _end_offset(LeaderMovedConsumer(), TopicPartition("t", 0), time.monotonic() - 1)  # type: ignore[arg-type]
+
+
+def test_one_helper_thread_serves_every_call_until_one_stalls_then_a_fresh_one_takes_over() -> None:
+    import threading
+
+    from streams.runtime.recovery import BoundedCaller
+
+    caller = BoundedCaller("t")
+    names = {caller(lambda: threading.current_thread().name, (), 10) for _ in range(50)}
+    assert len(names) == 1 and names != {threading.current_thread().name}  # one thread, not the caller's
+    with pytest.raises(ValueError, match="boom"):
+        caller(lambda: (_ for _ in ()).throw(ValueError("boom")), (), 10)  # an error comes back, thread lives
+    release = threading.Event()
+    with pytest.raises(Stalled):
+        caller(release.wait, (30,), 0.2, "commit_transaction")
+    assert caller(lambda: 7, (), 10) == 7  # served by a new thread while the stuck one still waits
+    release.set()
+    caller.close()
