@@ -75,6 +75,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
@@ -85,17 +86,18 @@ import faust
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
+from base.kafka import make_producer
 from base.logs import get_logger
 from base.settings import Settings
 from schemas import ValidationError, decode, encode
 from schemas.events import Comment
 from sentiment.mood import MoodPolicy, MoodTracker
 from streams.app import create_app, declare_topics
-from streams.sentiment.core import process_batch
+from streams.sentiment.core import BatchDeliveries, process_batch
 
 if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, Message, Producer
     from faust.types import EventT, StreamT, TopicT
-    from faust.types.tuples import RecordMetadata
 
     from sentiment.labels import Sentiment
     from sentiment.scorer import SentimentScorer
@@ -168,6 +170,11 @@ class SentimentAgent:
         #: One scoring thread: the scorer's cache is touched by it alone, and batches are scored in
         #: the order they were taken.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment-score")
+        #: The outputs' producer (librdkafka, see :meth:`attach`) and the thread serving its
+        #: delivery reports.
+        self._producer: Producer | None = None
+        self._deliveries: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def scorer(self) -> SentimentScorer:
@@ -190,6 +197,17 @@ class SentimentAgent:
         self._topics = declare_topics(app, self.settings)
         app.agent(self._topics["comments"], name="sentiment", concurrency=1)(self.process)
         app.timer(PROGRESS_EVERY_S)(self._log_progress)
+        self._producer = make_producer(self.settings, {"client.id": f"{app.conf.broker_client_id}-out"})
+        self._deliveries = threading.Thread(target=self._serve_deliveries, name="sentiment-deliveries", daemon=True)
+        self._deliveries.start()
+
+    def _serve_deliveries(self) -> None:
+        """On the deliveries thread: run the producer's delivery callbacks as the broker answers
+        (``poll`` sleeps without the GIL until an answer or the timeout)."""
+        assert self._producer is not None
+        poll = self._producer.poll
+        while not self._stopping.is_set():
+            poll(0.1)
 
     async def process(self, stream: StreamT[bytes]) -> None:
         """The agent, a three-stage pipeline: take a batch without acking it and decode it; score it on
@@ -240,21 +258,21 @@ class SentimentAgent:
             started = time.perf_counter()
             sentiments = await future if future is not None else []
             self.timing["score_wait_s"] += time.perf_counter() - started
-            acks = await self.publish(comments, sentiments)
+            delivered = self.publish(comments, sentiments)
         except Exception as exc:  # any failure must end the process before Faust commits
             self._exit_uncommitted(exc)
-        pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, acks)))
+        pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, delivered)))
         while pending and (pending[0].done() or len(pending) > IN_FLIGHT):
             await pending.popleft()
 
     async def _ack_when_acknowledged(
-        self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], acks: Sequence[asyncio.Future[RecordMetadata]],
+        self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], delivered: asyncio.Future[object] | None,
     ) -> None:
         started = time.perf_counter()
-        try:
-            await asyncio.gather(*acks)  # raises if any record was not acknowledged
-        except Exception as exc:
-            self._exit_uncommitted(exc)
+        if delivered is not None:
+            error = await delivered
+            if error is not None:  # a record of the batch was not acknowledged
+                self._exit_uncommitted(RuntimeError(f"a record was not acknowledged: {error}"))
         self.timing["ack_wait_s"] += time.perf_counter() - started
         for event in events:
             await stream.ack(event)
@@ -285,26 +303,31 @@ class SentimentAgent:
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return sentiments
 
-    async def publish(
-        self, comments: Sequence[Comment], sentiments: Sequence[Sentiment],
-    ) -> list[asyncio.Future[RecordMetadata]]:
-        """Build a scored batch's records and hand each to the producer; return the futures of their acks."""
+    def publish(self, comments: Sequence[Comment], sentiments: Sequence[Sentiment]) -> asyncio.Future[object] | None:
+        """Build a scored batch's records and hand each to the producer; return the future that
+        settles once the broker answered for all of them (``None`` if all were acknowledged, else
+        the first error), or ``None`` for a batch with no records."""
         if not comments:
-            return []
+            return None
         started = time.perf_counter()
         records, alerts = process_batch(comments, sentiments, self.mood)
-        producer = self._app.producer
+        assert self._producer is not None, "attach() first"
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[object] = loop.create_future()
+        deliveries = BatchDeliveries(len(records) + len(alerts))
+        wake = loop.call_soon_threadsafe
+
+        def on_delivery(error: KafkaError | None, _msg: Message) -> None:  # on the deliveries thread
+            if deliveries.answer(error):
+                wake(_settle, settled, deliveries.error)
+
+        produce = self._producer.produce
         scored_name = self._topics["scored-comments"].get_topic_name()
         alerts_name = self._topics["alerts"].get_topic_name()
-        acks: list[asyncio.Future[RecordMetadata]] = []
         for rec in records:
-            acks.append(asyncio.ensure_future(
-                await producer.send(scored_name, rec.room_id.encode(), encode(rec), None, None, None)
-            ))
+            produce(scored_name, encode(rec), rec.room_id.encode(), on_delivery=on_delivery)
         for alert in alerts:
-            acks.append(asyncio.ensure_future(
-                await producer.send(alerts_name, alert.room_id.encode(), encode(alert), None, None, None)
-            ))
+            produce(alerts_name, encode(alert), alert.room_id.encode(), on_delivery=on_delivery)
             log.warning("sentiment_alert", room=alert.room_id, alert_level=alert.level, share=alert.value)
         for label, n in Counter(rec.label for rec in records).items():
             SCORED.labels(label).inc(n)
@@ -315,13 +338,19 @@ class SentimentAgent:
         self.stats["batches"] += 1
         self.timing["produce_s"] += time.perf_counter() - started
         CACHE_HIT_RATE.set(self.scorer.cache.hit_rate)
-        return acks
+        return settled
 
     def close(self) -> None:
-        """Stop the scoring threads (after the worker stopped: nothing is queued on them any more)."""
+        """Stop the scoring and deliveries threads (after the worker stopped: nothing is queued on
+        them any more, and every batch taken was acknowledged)."""
         self._executor.shutdown(wait=True)
         if self._scorer is not None:
             self._scorer.close()
+        self._stopping.set()
+        if self._deliveries is not None:
+            self._deliveries.join()
+        if self._producer is not None:
+            self._producer.flush(10)
 
     async def _log_progress(self) -> None:
         if self.stats:
@@ -336,6 +365,11 @@ class SentimentAgent:
         log.critical("sentiment_batch_failed", error=repr(exc), exc_info=exc, **dict(self.stats))
         logging.shutdown()  # flush the log handlers: os._exit skips interpreter clean-up
         os._exit(EXIT_BATCH_FAILED)
+
+
+def _settle(future: asyncio.Future[object], error: object | None) -> None:
+    if not future.done():
+        future.set_result(error)
 
 
 def _serve_metrics(app: faust.App) -> None:
