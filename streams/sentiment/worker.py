@@ -73,6 +73,7 @@ job owns dead-lettering the ``comments`` topic (:mod:`streams.dead_letters`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -141,7 +142,9 @@ PROGRESS_EVERY_S = 30.0
 
 
 #: A batch taken from the stream: its events, its valid comments and the future of their scores.
-_Taken = tuple["Sequence[EventT[bytes]]", "list[Comment]", "asyncio.Future[list[Sentiment]] | None"]
+_Taken = tuple[
+    "Sequence[EventT[bytes]]", "list[Comment]", "asyncio.Future[concurrent.futures.Future[list[Sentiment]]] | None",
+]
 
 
 class SentimentAgent:
@@ -228,7 +231,7 @@ class SentimentAgent:
             async for events in takes:
                 comments = self.decode([e.value for e in events])
                 texts = [c.text for c in comments]
-                future = loop.run_in_executor(self._executor, self._score, texts) if texts else None
+                future = loop.run_in_executor(self._executor, self._submit, texts) if texts else None
                 await scoring.put((events, comments, future))  # waits while SCORE_AHEAD batches are queued
         finally:
             await asyncio.shield(self._drain(scoring, finisher))
@@ -250,13 +253,14 @@ class SentimentAgent:
 
     async def _finish(
         self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], comments: list[Comment],
-        future: asyncio.Future[list[Sentiment]] | None, pending: deque[asyncio.Task[None]],
+        future: asyncio.Future[concurrent.futures.Future[list[Sentiment]]] | None,
+        pending: deque[asyncio.Task[None]],
     ) -> None:
         """Wait for a batch's scores, hand its records to the producer and start the task that acks
         its messages once they are acknowledged; then wait while too many batches await acks."""
         try:
             started = time.perf_counter()
-            sentiments = await future if future is not None else []
+            sentiments = await asyncio.wrap_future(await future) if future is not None else []
             self.timing["score_wait_s"] += time.perf_counter() - started
             delivered = self.publish(comments, sentiments)
         except Exception as exc:  # any failure must end the process before Faust commits
@@ -296,12 +300,14 @@ class SentimentAgent:
         self.timing["decode_s"] += time.perf_counter() - started
         return comments
 
-    def _score(self, texts: list[str]) -> list[Sentiment]:
-        """On the scoring thread (the only thread that touches the scorer and its cache)."""
+    def _submit(self, texts: list[str]) -> concurrent.futures.Future[list[Sentiment]]:
+        """On the scoring thread (the only thread that submits to the scorer): normalise and look up
+        the batch, queue its misses' model runs behind the earlier batches' (no wait: the model
+        threads go on from one batch to the next) and return the future of its sentiments."""
         started = time.perf_counter()
-        sentiments = self.scorer.score(texts)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        return sentiments
+        future = self.scorer.submit(texts)
+        future.add_done_callback(lambda _: BATCH_SECONDS.observe(time.perf_counter() - started))
+        return future
 
     def publish(self, comments: Sequence[Comment], sentiments: Sequence[Sentiment]) -> asyncio.Future[object] | None:
         """Build a scored batch's records and hand each to the producer; return the future that
