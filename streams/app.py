@@ -45,6 +45,9 @@ from streams.faust_consumer import LeanTransport
 #: Loopback only: the Faust web server (and /metrics) is for the local scraper and operators.
 WEB_BIND = "127.0.0.1"
 
+#: Records per fetch round (see ``broker_max_poll_records`` in :func:`create_app`).
+MAX_POLL_RECORDS = 500
+
 
 class App(faust.App):
     """``faust.App`` with two per-message costs removed (profiled on the sentiment agent under a
@@ -96,6 +99,13 @@ def create_app(
         # Faust's default (2.8 s) is ~5,000 comments at model speed; 0.5 s costs one OffsetCommit
         # request a half second and cuts the replay to a few hundred.
         broker_commit_interval=0.5,
+        # At most this many records per fetch round, fewer than the room the stream's buffer
+        # (``stream_buffer_maxsize``, 4,096) still has when Faust pauses a partition under
+        # pressure (at 4,096 / 1.25): so a round never meets a full buffer, and no message has to
+        # wait for room on the consumer's slow path (a task and a wait per message, see
+        # :mod:`streams.faust_consumer`).  Unlimited (Faust's default), a round under a backlog
+        # holds up to 1 MB per partition, thousands of comments, and most of them met a full buffer.
+        broker_max_poll_records=MAX_POLL_RECORDS,
         producer_acks=-1,
         web_enabled=True,
         web_bind=WEB_BIND,
