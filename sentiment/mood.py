@@ -99,7 +99,8 @@ def add_to_window(buckets: dict[int, list[float]], newest_ts: int, ts: int, nega
 def window_mood(buckets: dict[int, list[float]], at_ms: int, window_ms: int) -> Mood:
     """The mood of the window ending at ``at_ms``: seconds after ``(at_ms - window_ms) // 1000`` up to ``at_ms``'s."""
     lo, hi = (at_ms - window_ms) // 1000, at_ms // 1000
-    neg = total = 0
+    neg: float = 0  # ints, or floats from a restored bucket
+    total: float = 0
     score = 0.0
     for second, bucket in buckets.items():  # called for every snapshot: no unpacking, no per-item int()
         if lo < second <= hi:
