@@ -2,46 +2,53 @@
 
 Why Faust here when counters and flash-sale are confluent-kafka loops: the model, not Kafka, sets
 the pace of this job (a few thousand comments a second on 2 cores, see ``bench/sentiment.py``),
-far below the ~12k messages/s where stock Faust's per-message overhead becomes the limit, so the
-framework costs nothing measurable and gives the job the project's Faust app, web server and
-Faust's consumer-group, commit and shutdown handling.
+and Faust gives the job the project's Faust app, web server and Faust's consumer-group, commit
+and shutdown handling.  It is not free: on 2 cores every CPU microsecond the event loop spends
+per comment comes out of the model's time, so the per-message costs that showed in the profile
+were removed (below).
 
 Shape: one agent (``concurrency=1``, one mood tracker per worker) consumes ``comments`` as raw
 bytes and batches them with ``stream.noack_take(batch_size, within=max_wait)`` (up to
 :data:`BATCH_SIZE` comments or 50 ms), as a three-stage pipeline:
 
-1. the agent decodes each batch with :func:`schemas.decode` and queues the whole batch's texts on
-   one scoring thread (one executor hop per batch); the scorer looks up its cache there and runs
-   the model on the misses, 64 comments at a time, one single-threaded run per core side by side
-   (onnxruntime releases the GIL, so Faust keeps fetching and heartbeating);
+1. the agent decodes each batch with :func:`schemas.decode` and hands its texts to one scoring
+   thread (one executor hop per batch), which normalises them, looks up the cache and queues the
+   misses' model runs (64 comments each) on the model threads with
+   :meth:`~sentiment.scorer.SentimentScorer.submit`, behind the runs of the batches before it:
+   one single-threaded run per core side by side, going on from one batch to the next without
+   waiting at a batch's end (onnxruntime releases the GIL, so Faust keeps fetching);
 2. a finisher task takes the batches in order as soon as each is scored, lets the pure
    :func:`streams.sentiment.core.process_batch` build the records and hands every ScoredComment
-   (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to Faust's
-   producer (``app.producer.send``, no per-record wait: aiokafka's murmur2 ``DefaultPartitioner``,
-   the partitioner every other producer here uses);
-3. a task per batch waits for the broker's acks of its records and only then acks the batch's
-   messages.
+   (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, to a librdkafka
+   producer from :func:`base.kafka.make_producer` (idempotent, ``acks=all``, murmur2 like every
+   producer here); a delivery thread serves its delivery reports and counts them per batch
+   (:class:`streams.sentiment.core.BatchDeliveries`), waking the event loop once per batch;
+3. a task per batch waits for that wake-up and only then acks the batch's messages.
 
-Up to :data:`SCORE_AHEAD` batches wait behind the one being finished, so the scoring thread finds
-its next batch ready instead of idling across the hop back to the event loop; at most
-:data:`IN_FLIGHT` batches wait for acks.
+Up to :data:`SCORE_AHEAD` batches wait behind the one being finished, so the model threads always
+have the next batch's runs queued; at most :data:`IN_FLIGHT` batches wait for acks.  The Faust
+app (:class:`streams.app.App`) hands fetched messages to the stream without Faust's per-message
+tasks (:mod:`streams.faust_consumer`), fetches at most 500 records a round and has no Monitor
+sensor.
 
-Where the time went (py-spy, 250 Hz, on a backlog of 20,000 distinct comments, 2-layer model,
-2-core machine shared with other jobs at load 4-5; details and figures in ``docs/sentiment.md``):
-before, the scoring thread was busy ~89 % of the time (80 % in ``Session.run``, 7 % tokenising)
-and idle ~10 % waiting for the event loop to hand it the next batch, and the model ran on one
-intra-op thread ("one core fewer than the machine"), which caps the agent at the 1-thread model
-rate, 0.69 of the 2-thread rate the model-alone bench reports; that cap, not Faust, was most of
-the gap.  The event loop was busy 17-25 % of one core: about 45 % of that is Faust's per-message
-consumer path (fetch, ``wait_first`` per message, the take buffer's processor and passive
-drainer, the Monitor sensor), ~15 % building and handing records to the producer, ~12 % aiokafka
-sending, ~5 % decoding, ~3 % acking.  Now the model gets every core (two single-threaded runs side
-by side, cheaper per comment than one 2-thread run), the scoring thread is never idle for want of
-a batch, and the event loop's work runs in the gaps the model threads leave.
+Where the time went (py-spy 250 Hz on the worker working off 20,000 distinct comments, 2-layer
+model, the 2-core machine shared with another session's Kafka cluster tests at load 4-9; details
+in ``docs/sentiment.md``).  Before: the two model threads idled 14-20 % of the working time, at
+the end of each batch (one finished its last run while the other ran its own, then both waited
+for the next batch to be prepared), and the event loop spent, of its busy time, ~45 % in Faust's
+per-message consumer path (``wait_first`` with four tasks per message, the conductor, the take
+buffer), ~27 % producing through aiokafka (building the records, ``send`` per record, the sender
+task), ~5 % decoding, ~3 % acking.  Now: the model threads idle 1-3 %; the event loop's busy
+samples per 20,000 comments fell from ~2,300 to ~700 (producing ~25 %, Faust's consumer path
+~23 %, the stream and take buffer ~19 %, decoding ~13 %, acking ~4 % of what is left); the worker's
+CPU per 1,000 comments fell by ~15 % measured back to back with the old code (0.89-0.95 s against
+1.02-1.15 s, start-up included).
 
 Guarantee: at least once. A message is acked only after every record produced from its batch was
-acknowledged by the broker (``acks=all``); Faust commits the contiguous acked offsets every
-``broker_commit_interval`` (0.5 s, see :mod:`streams.app`), after flushing its producer. A worker
+acknowledged by the broker (``acks=all``, its delivery report said so); Faust commits the
+contiguous acked offsets every ``broker_commit_interval`` (0.5 s, see :mod:`streams.app`).  The
+records do not go through Faust's producer, so Faust's flush before a commit does not cover them:
+it need not, since no message is acked before its records were acknowledged.  A worker
 killed with ``kill -9`` therefore re-reads at most the comments of the batches in flight plus about
 half a second, and produces their records again: the same ``event_id``, room, user, text, ts,
 label and score (the int8 graph is statically quantised, so a comment's score does not depend on
@@ -61,7 +68,8 @@ investigated further).  It is not needed either: scoring is a pure function of t
 dedupe on ``event_id`` gives what transactions would.
 
 Failure: a batch whose records could not be produced or acknowledged must never be acked; the
-agent ends the process (``os._exit``) on any error in a batch or its acks, before Faust can commit
+agent ends the process (``os._exit``) on any error in a batch or on the first failed delivery
+report of a batch (librdkafka retries until ``message.timeout.ms``), before Faust can commit
 anything later; the supervisor restarts it and the batch is read again.  SIGTERM/SIGINT stop cleanly in about a
 second: Faust stops fetching, finishes the batch in hand, commits what was acked (comments fetched
 but not yet batched are dropped and read again by the next owner) and leaves the group.
