@@ -17,11 +17,12 @@ Both are offline by construction: they read local files only (``HF_HUB_OFFLINE=1
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -162,6 +163,11 @@ class SentimentScorer:
         self.model_calls = 0
         self.model_texts = 0
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sentiment-model") if workers > 1 else None
+        #: Guards the cache and :attr:`_queued` once :meth:`submit` runs models on other threads.
+        self._lock = threading.Lock()
+        #: Texts whose model run :meth:`submit` queued and which are not cached yet: the run and
+        #: the text's place in it.
+        self._queued: dict[str, tuple[Future[list[Sentiment]], int]] = {}
 
     def score(self, texts: Sequence[str]) -> list[Sentiment]:
         """One Sentiment per text, in order.  Only texts whose normalised form is not cached reach
@@ -170,15 +176,16 @@ class SentimentScorer:
         keys = [_cached_normalize(t) for t in texts]
         results: list[Sentiment | None] = [None] * len(keys)
         missing: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            if key in missing:
-                missing[key].append(i)
-                continue
-            hit = self.cache.get(key)
-            if hit is None:
-                missing[key] = [i]
-            else:
-                results[i] = hit
+        with self._lock:
+            for i, key in enumerate(keys):
+                if key in missing:
+                    missing[key].append(i)
+                    continue
+                hit = self.cache.get(key)
+                if hit is None:
+                    missing[key] = [i]
+                else:
+                    results[i] = hit
         todo = sorted(missing, key=len)
         chunks = split(todo, self.batch_size, self.workers)
         self.model_calls += len(chunks)
@@ -187,15 +194,88 @@ class SentimentScorer:
             probs = list(self._pool.map(self.model.probabilities, chunks))
         else:
             probs = [self.model.probabilities(chunk) for chunk in chunks]
-        for chunk, chunk_probs in zip(chunks, probs, strict=True):
-            for key, sentiment in zip(chunk, to_sentiments(chunk_probs), strict=True):
-                self.cache.put(key, sentiment)
-                for i in missing[key]:
-                    results[i] = sentiment
+        with self._lock:
+            for chunk, chunk_probs in zip(chunks, probs, strict=True):
+                for key, sentiment in zip(chunk, to_sentiments(chunk_probs), strict=True):
+                    self.cache.put(key, sentiment)
+                    for i in missing[key]:
+                        results[i] = sentiment
         return [r for r in results if r is not None]
 
+    def submit(self, texts: Sequence[str]) -> Future[list[Sentiment]]:
+        """:meth:`score` without waiting: the future of one Sentiment per text, in order.
+
+        The cache is looked up now; the misses' model runs (chunks of at most ``batch_size``) are
+        queued on the model threads behind those of earlier calls, and the future completes on a
+        model thread once the last run it needs is done.  Why: :meth:`score` ends each call on a
+        barrier (its last chunk runs while the other model threads idle, then the caller prepares
+        the next call while all of them idle); a stream of calls through ``submit`` keeps every
+        model thread busy across calls.  A text already queued by an earlier call is not queued
+        again: its answer comes from that run.  Results go into the cache as each run finishes.
+        Call it from one thread at a time (like :meth:`score`; the two may be mixed).
+        """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sentiment-model")
+        keys = [_cached_normalize(t) for t in texts]
+        done: Future[list[Sentiment]] = Future()
+        answers: list[Sentiment | None] = []  # the cached answers; None where a run answers
+        new: set[str] = set()
+        with self._lock:
+            for key in keys:
+                hit = None if key in new or key in self._queued else self.cache.get(key)
+                if hit is None and key not in self._queued:
+                    new.add(key)
+                answers.append(hit)
+            chunks = split(sorted(new, key=len), self.batch_size, self.workers)
+            self.model_calls += len(chunks)
+            self.model_texts += len(new)
+            for chunk in chunks:
+                run = self._pool.submit(self._run, chunk)
+                for place, key in enumerate(chunk):
+                    self._queued[key] = (run, place)
+            # Per position a run answers: the position, the run and the text's place in the run.
+            pending = [(i, *self._queued[key]) for i, key in enumerate(keys) if answers[i] is None]
+        if not pending:
+            done.set_result(cast("list[Sentiment]", answers))
+            return done
+        waiting = {run for _, run, _ in pending}
+        left = [len(waiting)]
+        count = threading.Lock()
+
+        def run_done(_: Future[list[Sentiment]]) -> None:  # on a model thread (or here, if already done)
+            with count:
+                left[0] -= 1
+                if left[0]:
+                    return
+            try:
+                for i, run, place in pending:
+                    answers[i] = run.result()[place]
+            except BaseException as exc:  # a run failed: so does the call
+                done.set_exception(exc)
+            else:
+                done.set_result(cast("list[Sentiment]", answers))
+
+        for run in waiting:
+            run.add_done_callback(run_done)
+        return done
+
+    def _run(self, chunk: list[str]) -> list[Sentiment]:
+        """On a model thread: one model run, its answers cached as soon as it is done."""
+        try:
+            sentiments = to_sentiments(self.model.probabilities(chunk))
+        except BaseException:
+            with self._lock:  # a later call queues these texts again
+                for key in chunk:
+                    self._queued.pop(key, None)
+            raise
+        with self._lock:
+            for key, sentiment in zip(chunk, sentiments, strict=True):
+                self.cache.put(key, sentiment)
+                self._queued.pop(key, None)
+        return sentiments
+
     def close(self) -> None:
-        """Stop the model threads (``workers`` > 1)."""
+        """Stop the model threads (``workers`` > 1, or any :meth:`submit`)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 

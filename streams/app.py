@@ -31,16 +31,44 @@ changelog topic created by Faust with ``topic_replication_factor``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import faust
-from faust.types import TopicT
+from faust.types import TopicT, TransportT
+from mode import ServiceT
 
 from base.settings import Settings
 from schemas import TOPICS
+from streams.faust_consumer import LeanTransport
 
 #: Loopback only: the Faust web server (and /metrics) is for the local scraper and operators.
 WEB_BIND = "127.0.0.1"
+
+#: Records per fetch round (see ``broker_max_poll_records`` in :func:`create_app`).
+MAX_POLL_RECORDS = 500
+
+
+class App(faust.App):
+    """``faust.App`` with two per-message costs removed (profiled on the sentiment agent under a
+    backlog; figures in ``docs/sentiment.md``):
+
+    - the consumer hands a fetched message to its stream without four tasks and two loop turns
+      per message (:class:`streams.faust_consumer.LeanConsumer`);
+    - Faust's Monitor sensor is not installed: it records every message in, every stream event in
+      and out and every send (per-topic counters, timestamps, a deque of latencies) for Faust's
+      ``/stats`` pages, which this project does not serve (``/metrics`` is ours, per batch).
+      ``app.monitor`` still exists (the consumer reports end offsets and commits to it directly);
+      it is only not a sensor.
+    """
+
+    def _new_transport(self) -> TransportT:
+        return LeanTransport(self.conf.broker_consumer, self)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        dependencies = super().on_init_dependencies()  # adds the monitor to the sensors
+        self.sensors.remove(self.monitor)
+        return dependencies
 
 
 def create_app(
@@ -54,7 +82,7 @@ def create_app(
     port = settings.worker_web_port if web_port is None else web_port
     datadir = Path(settings.data_dir) / "faust" / f"{job}-{worker_id}"
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    return faust.App(
+    return App(
         settings.topic(job),
         broker=[f"kafka://{hostport.strip()}" for hostport in settings.kafka_bootstrap.split(",")],
         broker_client_id=f"{job}-{worker_id}",
@@ -71,6 +99,13 @@ def create_app(
         # Faust's default (2.8 s) is ~5,000 comments at model speed; 0.5 s costs one OffsetCommit
         # request a half second and cuts the replay to a few hundred.
         broker_commit_interval=0.5,
+        # At most this many records per fetch round, fewer than the room the stream's buffer
+        # (``stream_buffer_maxsize``, 4,096) still has when Faust pauses a partition under
+        # pressure (at 4,096 / 1.25): so a round never meets a full buffer, and no message has to
+        # wait for room on the consumer's slow path (a task and a wait per message, see
+        # :mod:`streams.faust_consumer`).  Unlimited (Faust's default), a round under a backlog
+        # holds up to 1 MB per partition, thousands of comments, and most of them met a full buffer.
+        broker_max_poll_records=MAX_POLL_RECORDS,
         producer_acks=-1,
         web_enabled=True,
         web_bind=WEB_BIND,

@@ -67,3 +67,36 @@ def process_batch(
         if rise is not None:
             alerts.append(to_alert(rise))
     return out, alerts
+
+
+class BatchDeliveries:
+    """The broker's answers for one batch's records: the batch is settled once every record was
+    acknowledged, or at the first record that failed (that batch must never be acked).
+
+    Fed one answer per record (``error`` is ``None`` for an acknowledged one) by the producer's
+    delivery callbacks, from one thread; :meth:`answer` is true exactly once, on the answer that
+    settles the batch, so the caller wakes the batch's waiter once.
+    """
+
+    __slots__ = ("error", "expected", "pending")
+
+    def __init__(self, expected: int) -> None:
+        if expected < 1:
+            raise ValueError("a batch with no records has nothing to wait for")
+        self.expected = expected
+        self.pending = expected
+        self.error: object | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.pending == 0 or self.error is not None
+
+    def answer(self, error: object | None) -> bool:
+        """Record one record's answer; true when this answer settles the batch."""
+        if self.settled:
+            return False
+        if error is not None:
+            self.error = error
+            return True
+        self.pending -= 1
+        return self.pending == 0

@@ -2,46 +2,53 @@
 
 Why Faust here when counters and flash-sale are confluent-kafka loops: the model, not Kafka, sets
 the pace of this job (a few thousand comments a second on 2 cores, see ``bench/sentiment.py``),
-far below the ~12k messages/s where stock Faust's per-message overhead becomes the limit, so the
-framework costs nothing measurable and gives the job the project's Faust app, web server and
-Faust's consumer-group, commit and shutdown handling.
+and Faust gives the job the project's Faust app, web server and Faust's consumer-group, commit
+and shutdown handling.  It is not free: on 2 cores every CPU microsecond the event loop spends
+per comment comes out of the model's time, so the per-message costs that showed in the profile
+were removed (below).
 
 Shape: one agent (``concurrency=1``, one mood tracker per worker) consumes ``comments`` as raw
 bytes and batches them with ``stream.noack_take(batch_size, within=max_wait)`` (up to
 :data:`BATCH_SIZE` comments or 50 ms), as a three-stage pipeline:
 
-1. the agent decodes each batch with :func:`schemas.decode` and queues the whole batch's texts on
-   one scoring thread (one executor hop per batch); the scorer looks up its cache there and runs
-   the model on the misses, 64 comments at a time, one single-threaded run per core side by side
-   (onnxruntime releases the GIL, so Faust keeps fetching and heartbeating);
+1. the agent decodes each batch with :func:`schemas.decode` and hands its texts to one scoring
+   thread (one executor hop per batch), which normalises them, looks up the cache and queues the
+   misses' model runs (64 comments each) on the model threads with
+   :meth:`~sentiment.scorer.SentimentScorer.submit`, behind the runs of the batches before it:
+   one single-threaded run per core side by side, going on from one batch to the next without
+   waiting at a batch's end (onnxruntime releases the GIL, so Faust keeps fetching);
 2. a finisher task takes the batches in order as soon as each is scored, lets the pure
    :func:`streams.sentiment.core.process_batch` build the records and hands every ScoredComment
-   (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, straight to Faust's
-   producer (``app.producer.send``, no per-record wait: aiokafka's murmur2 ``DefaultPartitioner``,
-   the partitioner every other producer here uses);
-3. a task per batch waits for the broker's acks of its records and only then acks the batch's
-   messages.
+   (to ``scored-comments``) and Alert (to ``alerts``), keyed by ``room_id``, to a librdkafka
+   producer from :func:`base.kafka.make_producer` (idempotent, ``acks=all``, murmur2 like every
+   producer here); a delivery thread serves its delivery reports and counts them per batch
+   (:class:`streams.sentiment.core.BatchDeliveries`), waking the event loop once per batch;
+3. a task per batch waits for that wake-up and only then acks the batch's messages.
 
-Up to :data:`SCORE_AHEAD` batches wait behind the one being finished, so the scoring thread finds
-its next batch ready instead of idling across the hop back to the event loop; at most
-:data:`IN_FLIGHT` batches wait for acks.
+Up to :data:`SCORE_AHEAD` batches wait behind the one being finished, so the model threads always
+have the next batch's runs queued; at most :data:`IN_FLIGHT` batches wait for acks.  The Faust
+app (:class:`streams.app.App`) hands fetched messages to the stream without Faust's per-message
+tasks (:mod:`streams.faust_consumer`), fetches at most 500 records a round and has no Monitor
+sensor.
 
-Where the time went (py-spy, 250 Hz, on a backlog of 20,000 distinct comments, 2-layer model,
-2-core machine shared with other jobs at load 4-5; details and figures in ``docs/sentiment.md``):
-before, the scoring thread was busy ~89 % of the time (80 % in ``Session.run``, 7 % tokenising)
-and idle ~10 % waiting for the event loop to hand it the next batch, and the model ran on one
-intra-op thread ("one core fewer than the machine"), which caps the agent at the 1-thread model
-rate, 0.69 of the 2-thread rate the model-alone bench reports; that cap, not Faust, was most of
-the gap.  The event loop was busy 17-25 % of one core: about 45 % of that is Faust's per-message
-consumer path (fetch, ``wait_first`` per message, the take buffer's processor and passive
-drainer, the Monitor sensor), ~15 % building and handing records to the producer, ~12 % aiokafka
-sending, ~5 % decoding, ~3 % acking.  Now the model gets every core (two single-threaded runs side
-by side, cheaper per comment than one 2-thread run), the scoring thread is never idle for want of
-a batch, and the event loop's work runs in the gaps the model threads leave.
+Where the time went (py-spy 250 Hz on the worker working off 20,000 distinct comments, 2-layer
+model, the 2-core machine shared with another session's Kafka cluster tests at load 4-9; details
+in ``docs/sentiment.md``).  Before: the two model threads idled 14-20 % of the working time, at
+the end of each batch (one finished its last run while the other ran its own, then both waited
+for the next batch to be prepared), and the event loop spent, of its busy time, ~45 % in Faust's
+per-message consumer path (``wait_first`` with four tasks per message, the conductor, the take
+buffer), ~27 % producing through aiokafka (building the records, ``send`` per record, the sender
+task), ~5 % decoding, ~3 % acking.  Now: the model threads idle 1-3 %; the event loop's busy
+samples per 20,000 comments fell from ~2,300 to ~700 (producing ~25 %, Faust's consumer path
+~23 %, the stream and take buffer ~19 %, decoding ~13 %, acking ~4 % of what is left); the worker's
+CPU per 1,000 comments fell by ~15 % measured back to back with the old code (0.89-0.95 s against
+1.02-1.15 s, start-up included).
 
 Guarantee: at least once. A message is acked only after every record produced from its batch was
-acknowledged by the broker (``acks=all``); Faust commits the contiguous acked offsets every
-``broker_commit_interval`` (0.5 s, see :mod:`streams.app`), after flushing its producer. A worker
+acknowledged by the broker (``acks=all``, its delivery report said so); Faust commits the
+contiguous acked offsets every ``broker_commit_interval`` (0.5 s, see :mod:`streams.app`).  The
+records do not go through Faust's producer, so Faust's flush before a commit does not cover them:
+it need not, since no message is acked before its records were acknowledged.  A worker
 killed with ``kill -9`` therefore re-reads at most the comments of the batches in flight plus about
 half a second, and produces their records again: the same ``event_id``, room, user, text, ts,
 label and score (the int8 graph is statically quantised, so a comment's score does not depend on
@@ -61,7 +68,8 @@ investigated further).  It is not needed either: scoring is a pure function of t
 dedupe on ``event_id`` gives what transactions would.
 
 Failure: a batch whose records could not be produced or acknowledged must never be acked; the
-agent ends the process (``os._exit``) on any error in a batch or its acks, before Faust can commit
+agent ends the process (``os._exit``) on any error in a batch or on the first failed delivery
+report of a batch (librdkafka retries until ``message.timeout.ms``), before Faust can commit
 anything later; the supervisor restarts it and the batch is read again.  SIGTERM/SIGINT stop cleanly in about a
 second: Faust stops fetching, finishes the batch in hand, commits what was acked (comments fetched
 but not yet batched are dropped and read again by the next owner) and leaves the group.
@@ -73,8 +81,10 @@ job owns dead-lettering the ``comments`` topic (:mod:`streams.dead_letters`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
+import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
@@ -85,17 +95,18 @@ import faust
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
+from base.kafka import make_producer
 from base.logs import get_logger
 from base.settings import Settings
 from schemas import ValidationError, decode, encode
 from schemas.events import Comment
 from sentiment.mood import MoodPolicy, MoodTracker
 from streams.app import create_app, declare_topics
-from streams.sentiment.core import process_batch
+from streams.sentiment.core import BatchDeliveries, process_batch
 
 if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, Message, Producer
     from faust.types import EventT, StreamT, TopicT
-    from faust.types.tuples import RecordMetadata
 
     from sentiment.labels import Sentiment
     from sentiment.scorer import SentimentScorer
@@ -139,7 +150,9 @@ PROGRESS_EVERY_S = 30.0
 
 
 #: A batch taken from the stream: its events, its valid comments and the future of their scores.
-_Taken = tuple["Sequence[EventT[bytes]]", "list[Comment]", "asyncio.Future[list[Sentiment]] | None"]
+_Taken = tuple[
+    "Sequence[EventT[bytes]]", "list[Comment]", "asyncio.Future[concurrent.futures.Future[list[Sentiment]]] | None",
+]
 
 
 class SentimentAgent:
@@ -168,6 +181,11 @@ class SentimentAgent:
         #: One scoring thread: the scorer's cache is touched by it alone, and batches are scored in
         #: the order they were taken.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment-score")
+        #: The outputs' producer (librdkafka, see :meth:`attach`) and the thread serving its
+        #: delivery reports.
+        self._producer: Producer | None = None
+        self._deliveries: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def scorer(self) -> SentimentScorer:
@@ -190,6 +208,17 @@ class SentimentAgent:
         self._topics = declare_topics(app, self.settings)
         app.agent(self._topics["comments"], name="sentiment", concurrency=1)(self.process)
         app.timer(PROGRESS_EVERY_S)(self._log_progress)
+        self._producer = make_producer(self.settings, {"client.id": f"{app.conf.broker_client_id}-out"})
+        self._deliveries = threading.Thread(target=self._serve_deliveries, name="sentiment-deliveries", daemon=True)
+        self._deliveries.start()
+
+    def _serve_deliveries(self) -> None:
+        """On the deliveries thread: run the producer's delivery callbacks as the broker answers
+        (``poll`` sleeps without the GIL until an answer or the timeout)."""
+        assert self._producer is not None
+        poll = self._producer.poll
+        while not self._stopping.is_set():
+            poll(0.1)
 
     async def process(self, stream: StreamT[bytes]) -> None:
         """The agent, a three-stage pipeline: take a batch without acking it and decode it; score it on
@@ -210,7 +239,7 @@ class SentimentAgent:
             async for events in takes:
                 comments = self.decode([e.value for e in events])
                 texts = [c.text for c in comments]
-                future = loop.run_in_executor(self._executor, self._score, texts) if texts else None
+                future = loop.run_in_executor(self._executor, self._submit, texts) if texts else None
                 await scoring.put((events, comments, future))  # waits while SCORE_AHEAD batches are queued
         finally:
             await asyncio.shield(self._drain(scoring, finisher))
@@ -232,29 +261,30 @@ class SentimentAgent:
 
     async def _finish(
         self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], comments: list[Comment],
-        future: asyncio.Future[list[Sentiment]] | None, pending: deque[asyncio.Task[None]],
+        future: asyncio.Future[concurrent.futures.Future[list[Sentiment]]] | None,
+        pending: deque[asyncio.Task[None]],
     ) -> None:
         """Wait for a batch's scores, hand its records to the producer and start the task that acks
         its messages once they are acknowledged; then wait while too many batches await acks."""
         try:
             started = time.perf_counter()
-            sentiments = await future if future is not None else []
+            sentiments = await asyncio.wrap_future(await future) if future is not None else []
             self.timing["score_wait_s"] += time.perf_counter() - started
-            acks = await self.publish(comments, sentiments)
+            delivered = self.publish(comments, sentiments)
         except Exception as exc:  # any failure must end the process before Faust commits
             self._exit_uncommitted(exc)
-        pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, acks)))
+        pending.append(asyncio.ensure_future(self._ack_when_acknowledged(stream, events, delivered)))
         while pending and (pending[0].done() or len(pending) > IN_FLIGHT):
             await pending.popleft()
 
     async def _ack_when_acknowledged(
-        self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], acks: Sequence[asyncio.Future[RecordMetadata]],
+        self, stream: StreamT[bytes], events: Sequence[EventT[bytes]], delivered: asyncio.Future[object] | None,
     ) -> None:
         started = time.perf_counter()
-        try:
-            await asyncio.gather(*acks)  # raises if any record was not acknowledged
-        except Exception as exc:
-            self._exit_uncommitted(exc)
+        if delivered is not None:
+            error = await delivered
+            if error is not None:  # a record of the batch was not acknowledged
+                self._exit_uncommitted(RuntimeError(f"a record was not acknowledged: {error}"))
         self.timing["ack_wait_s"] += time.perf_counter() - started
         for event in events:
             await stream.ack(event)
@@ -278,33 +308,40 @@ class SentimentAgent:
         self.timing["decode_s"] += time.perf_counter() - started
         return comments
 
-    def _score(self, texts: list[str]) -> list[Sentiment]:
-        """On the scoring thread (the only thread that touches the scorer and its cache)."""
+    def _submit(self, texts: list[str]) -> concurrent.futures.Future[list[Sentiment]]:
+        """On the scoring thread (the only thread that submits to the scorer): normalise and look up
+        the batch, queue its misses' model runs behind the earlier batches' (no wait: the model
+        threads go on from one batch to the next) and return the future of its sentiments."""
         started = time.perf_counter()
-        sentiments = self.scorer.score(texts)
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        return sentiments
+        future = self.scorer.submit(texts)
+        future.add_done_callback(lambda _: BATCH_SECONDS.observe(time.perf_counter() - started))
+        return future
 
-    async def publish(
-        self, comments: Sequence[Comment], sentiments: Sequence[Sentiment],
-    ) -> list[asyncio.Future[RecordMetadata]]:
-        """Build a scored batch's records and hand each to the producer; return the futures of their acks."""
+    def publish(self, comments: Sequence[Comment], sentiments: Sequence[Sentiment]) -> asyncio.Future[object] | None:
+        """Build a scored batch's records and hand each to the producer; return the future that
+        settles once the broker answered for all of them (``None`` if all were acknowledged, else
+        the first error), or ``None`` for a batch with no records."""
         if not comments:
-            return []
+            return None
         started = time.perf_counter()
         records, alerts = process_batch(comments, sentiments, self.mood)
-        producer = self._app.producer
+        assert self._producer is not None, "attach() first"
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[object] = loop.create_future()
+        deliveries = BatchDeliveries(len(records) + len(alerts))
+        wake = loop.call_soon_threadsafe
+
+        def on_delivery(error: KafkaError | None, _msg: Message) -> None:  # on the deliveries thread
+            if deliveries.answer(error):
+                wake(_settle, settled, deliveries.error)
+
+        produce = self._producer.produce
         scored_name = self._topics["scored-comments"].get_topic_name()
         alerts_name = self._topics["alerts"].get_topic_name()
-        acks: list[asyncio.Future[RecordMetadata]] = []
         for rec in records:
-            acks.append(asyncio.ensure_future(
-                await producer.send(scored_name, rec.room_id.encode(), encode(rec), None, None, None)
-            ))
+            produce(scored_name, encode(rec), rec.room_id.encode(), on_delivery=on_delivery)
         for alert in alerts:
-            acks.append(asyncio.ensure_future(
-                await producer.send(alerts_name, alert.room_id.encode(), encode(alert), None, None, None)
-            ))
+            produce(alerts_name, encode(alert), alert.room_id.encode(), on_delivery=on_delivery)
             log.warning("sentiment_alert", room=alert.room_id, alert_level=alert.level, share=alert.value)
         for label, n in Counter(rec.label for rec in records).items():
             SCORED.labels(label).inc(n)
@@ -315,13 +352,19 @@ class SentimentAgent:
         self.stats["batches"] += 1
         self.timing["produce_s"] += time.perf_counter() - started
         CACHE_HIT_RATE.set(self.scorer.cache.hit_rate)
-        return acks
+        return settled
 
     def close(self) -> None:
-        """Stop the scoring threads (after the worker stopped: nothing is queued on them any more)."""
+        """Stop the scoring and deliveries threads (after the worker stopped: nothing is queued on
+        them any more, and every batch taken was acknowledged)."""
         self._executor.shutdown(wait=True)
         if self._scorer is not None:
             self._scorer.close()
+        self._stopping.set()
+        if self._deliveries is not None:
+            self._deliveries.join()
+        if self._producer is not None:
+            self._producer.flush(10)
 
     async def _log_progress(self) -> None:
         if self.stats:
@@ -336,6 +379,11 @@ class SentimentAgent:
         log.critical("sentiment_batch_failed", error=repr(exc), exc_info=exc, **dict(self.stats))
         logging.shutdown()  # flush the log handlers: os._exit skips interpreter clean-up
         os._exit(EXIT_BATCH_FAILED)
+
+
+def _settle(future: asyncio.Future[object], error: object | None) -> None:
+    if not future.done():
+        future.set_result(error)
 
 
 def _serve_metrics(app: faust.App) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -76,3 +77,38 @@ def test_model_runs_side_by_side_give_the_answers_of_one_at_a_time(texts: list[s
         assert sorted(t for call in model.calls for t in call) == sorted({normalize(t) for t in texts})
     finally:
         parallel.close()
+
+
+@given(st.lists(chat, min_size=1, max_size=6), st.integers(min_value=1, max_value=16), st.integers(1, 3))
+def test_submitted_calls_answer_as_score_does_and_queue_each_text_once(
+    calls: list[list[str]], batch: int, workers: int,
+) -> None:
+    reference = SentimentScorer(LengthModel(), cache_size=1000, batch_size=batch)
+    expected = [reference.score(texts) for texts in calls]
+    model = LengthModel()
+    piped = SentimentScorer(model, cache_size=1000, batch_size=batch, workers=workers)
+    try:
+        futures = [piped.submit(texts) for texts in calls]  # all queued before any is awaited
+        assert [f.result(timeout=30) for f in futures] == expected
+        ran = [t for call in model.calls for t in call]
+        assert sorted(ran) == sorted({normalize(t) for texts in calls for t in texts}), "each text runs once"
+        assert piped.submit(calls[0]).result(timeout=30) == expected[0]  # now from the cache
+        assert len(model.calls) == piped.model_calls and piped.model_texts == len(ran)
+    finally:
+        piped.close()
+
+
+def test_a_failed_model_run_fails_the_calls_that_wait_for_it() -> None:
+    class Broken(LengthModel):
+        def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+            raise RuntimeError("model failed")
+
+    scorer = SentimentScorer(Broken(), cache_size=10, workers=2)
+    try:
+        with pytest.raises(RuntimeError, match="model failed"):
+            scorer.submit(["666", "love"]).result(timeout=30)
+        with pytest.raises(RuntimeError, match="model failed"):  # queued again, not stuck on the failed run
+            scorer.submit(["666"]).result(timeout=30)
+        assert scorer.submit([]).result(timeout=1) == []
+    finally:
+        scorer.close()
