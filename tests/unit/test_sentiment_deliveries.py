@@ -89,3 +89,17 @@ def test_cancelling_the_rest_cancels_the_coroutine_and_errors_propagate() -> Non
             start(fails())
 
     asyncio.run(main())
+
+
+def test_the_lean_consumer_copies_the_installed_fausts_drain_loop() -> None:
+    """LeanConsumer carries a copy of Faust's ``_drain_messages``: if faust-streaming is upgraded and
+    that method changes, the copy must be redone (this fails until then)."""
+    import hashlib
+    import inspect
+
+    from faust.transport.consumer import Consumer
+
+    from streams.faust_consumer import COPIED_DRAIN_SHA256
+
+    source = inspect.getsource(Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == COPIED_DRAIN_SHA256
