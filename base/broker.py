@@ -271,10 +271,17 @@ class LocalKafka:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _process_alive(pid) and self._is_our_broker(pid):
+        if _process_alive(pid) and (self._launched_here(pid) or self._is_our_broker(pid)):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
+
+    def _launched_here(self, pid: int) -> bool:
+        """The JVM this object started and that has not exited.  Right after the fork its command line
+        is still Python's (exec has not happened yet), so the command-line check alone would call our
+        own new broker a stranger, drop its PID file and leave it running (found by an outside attack:
+        ``up`` after a kill -9 said the broker exited during start-up while it ran on, unrecorded)."""
+        return self._popen is not None and self._popen.pid == pid and self._popen.poll() is None
 
     def _is_our_broker(self, pid: int) -> bool:
         """Guards against PID reuse: the process must be kafka.Kafka started with our config file."""

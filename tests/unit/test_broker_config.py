@@ -171,6 +171,23 @@ def test_a_pid_reused_by_another_program_is_not_taken_for_the_broker(tmp_path: P
     assert not broker.stop()  # and stop() must not signal it
 
 
+def test_the_process_we_just_started_is_ours_before_its_command_line_says_kafka(tmp_path: Path) -> None:
+    """Between fork and exec a new broker's command line is still Python's; the broker we launched
+    must count as running (else start-up calls it dead and leaves the JVM running, unrecorded)."""
+    broker = LocalKafka(tmp_path, port=1, controller_port=2)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        broker._popen = child  # what _launch_locked records
+        broker.pid_file.write_text(f"{child.pid}\n")
+        assert broker.pid() == child.pid
+        child.kill()
+        child.wait()
+        assert broker.pid() is None and not broker.pid_file.exists()  # once it exits, it is gone
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
 def test_start_refuses_a_port_taken_by_another_process(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
