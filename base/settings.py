@@ -18,6 +18,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Quiet seconds that end a room's stream, unless ``LC_STREAM_GAP_S`` says otherwise.
+DEFAULT_STREAM_GAP_S = 1800
+
+
 def _setting(default: Any, env: str, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
@@ -114,7 +118,7 @@ class Settings:
         1000, "LC_SINK_MAX_AGE_MS", "The sink inserts once its oldest buffered message is this old (ms)."
     )
     stream_gap_s: int = _setting(
-        1800, "LC_STREAM_GAP_S",
+        DEFAULT_STREAM_GAP_S, "LC_STREAM_GAP_S",
         "Quiet seconds after which a room's stream has ended: the sink then writes its report into "
         "<data_dir>/reports/<room>/ and publishes the room's benchmark (0 turns that off).",
     )
@@ -175,7 +179,7 @@ class Settings:
         """The quiet time that separates two streams of a room, for every reader of the warehouse
         (the sink's reports, ``report``, ``benchmark``): ``LC_STREAM_GAP_S``, or its default when that
         is 0 (0 only turns the sink's automatic reports off; streams still need a gap to be told apart)."""
-        return (self.stream_gap_s if self.stream_gap_s > 0 else 1800) * 1000
+        return (self.stream_gap_s if self.stream_gap_s > 0 else DEFAULT_STREAM_GAP_S) * 1000
 
     @classmethod
     def documented(cls) -> list[tuple[str, str, str]]:

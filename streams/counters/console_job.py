@@ -26,9 +26,9 @@ from base.settings import Settings
 from schemas.base import Event
 from streams.counters.console import ConsoleCounters, view_of
 from streams.counters.hotwords import HotWords
-from streams.runtime.commit import CommitPolicy
+from streams.counters.job import GC_THRESHOLD as COUNTERS_GC_THRESHOLD
+from streams.counters.job import RUNNER_CONFIG as COUNTERS_RUNNER_CONFIG
 from streams.runtime.job import Job, Output, Record
-from streams.runtime.runner import RunnerConfig
 
 OWNED_INPUTS = ("impressions", "product-clicks", "follows", "shares", "host-actions")
 OTHER_INPUTS = ("presence", "comments", "likes", "order-results", "stock", "alerts", "room-counters",
@@ -97,13 +97,9 @@ def console_job(hot_words: bool = True) -> Job:
                changelog=CHANGELOG)
 
 
-RUNNER_CONFIG = RunnerConfig(
-    policy=CommitPolicy(interval_ms=500, backlog_interval_ms=1000),
-    batch_size=5000,
-    poll_timeout_s=0.05,
-)
-
-GC_THRESHOLD = (50_000, 20, 100)
+#: The counters' cadence and collector thresholds: the same kind of traffic, the same kind of state.
+RUNNER_CONFIG = COUNTERS_RUNNER_CONFIG
+GC_THRESHOLD = COUNTERS_GC_THRESHOLD
 
 
 def run_worker(settings: Settings, worker_id: str, web_port: int) -> int:
