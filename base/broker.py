@@ -398,6 +398,12 @@ class LocalKafka:
             # flash-sale answer's p99 fell from 294-323 ms to 45-142 ms, back to back (docs/broker.md).
             # A broker on its own many-core machine (docker-compose.yml) keeps the JVM's default, G1.
             "-XX:+UseSerialGC",
+            # C1 only, no C2: a fresh broker's C2 compiler thread took a third to half of a core for its
+            # first minutes (30 s of compile time in the first 60 s of a flash sale), beside the worker
+            # and the buyers on the same 2 cores; C1 compiles in a fraction of that.  The flash-sale
+            # answer's p99 fell from 140-220 ms to 80-135 ms back to back (docs/broker.md).  The cost is
+            # C1's plainer code in a long-running broker; docker-compose.yml's brokers keep both tiers.
+            "-XX:TieredStopAtLevel=1",
             "-XX:+ExitOnOutOfMemoryError",
             f"-Xlog:gc:file={self.gc_log}:time,uptime:filecount=2,filesize=5m",
             "-Djava.awt.headless=true",

@@ -1,4 +1,4 @@
-"""Small helpers every bench shares: free loopback ports and a process's CPU time."""
+"""Small helpers every bench shares: free loopback ports and a process's (and its threads') CPU time."""
 
 from __future__ import annotations
 
@@ -24,3 +24,25 @@ def cpu_seconds(pid: int) -> float:
     independently of how busy the shared machine is."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds so far of each thread of a process, summed by thread name (Linux
+    /proc/<pid>/task); empty when the process is gone.  A JVM names its threads (``C2 CompilerThread0``,
+    ``VM Thread``, ``data-plane-kafka-request-handler-3``), so this tells JIT compilation and
+    collection apart from the broker's own work."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return names
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended while we looked
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        names[name] = names.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return names

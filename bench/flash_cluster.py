@@ -68,7 +68,9 @@ def cluster_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             cluster.kill(roles["orders_leader"])
             return roles["orders_leader"]
 
-        run = latency(settings, args.offered, args.seconds, tally, args.warmup, kill=kill_hot_leader)
+        pids = [pid for pid in (node.pid() for node in cluster.nodes.values()) if pid is not None]
+        run = latency(settings, args.offered, args.seconds, tally, args.warmup, kill=kill_hot_leader,
+                      broker_pids=pids)
         worker_alive = all(w.poll() is None for w in started)
     finally:
         stop_workers(started)
@@ -80,7 +82,7 @@ def cluster_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "min_insync_replicas": cluster.replication[1], "start_s": round(start_s, 1),
         "killed_node": run.killed_node,
         "killed_node_roles": sorted(role for role, node in roles.items() if node == run.killed_node),
-        "failover_s": run.failover_s,
+        "failover_s": run.failover_s, "in_flight_at_kill": run.in_flight,
         "longest_answer_gap_after_kill_s": run.longest_gap_s, "worker_process_alive_after_kill": worker_alive,
     })
     return figures

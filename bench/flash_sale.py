@@ -27,7 +27,9 @@ page cache absorbs writes), so a flush shows up only as disk-bound ``produce``/`
 
 The ``cluster`` object repeats the phases on three brokers (replication factor 3, min ISR 2), with a
 smaller backlog (``--cluster-attempts``), and SIGKILLs the broker leading the hot SKU's ``orders``
-partition halfway through the timed phase: its p50/p99/stages cover the attempts before the kill, and
+partition halfway through the timed phase: its p50/p99/stages cover the answers read before the kill
+(the attempts whose answer was still on its way at the kill are counted and their worst wait shown
+apart, in ``in_flight_at_kill``: they wait for the failover, which ``failover_s`` measures), and
 ``failover_s`` is the time from the kill to the first answer to an attempt produced after it.
 """
 
@@ -42,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +52,10 @@ from typing import Any
 import msgspec
 
 from base.settings import REPO_ROOT, Settings
-from bench.common import cpu_seconds, free_ports
+from bench.common import cpu_seconds, free_ports, thread_cpu_seconds
 from bench.flash_stages import (
     Timeline,
+    broker_cpu,
     gc_pauses,
     gc_summary,
     percentile,
@@ -201,9 +204,11 @@ class LatencyRun:
     timelines: list[Timeline]
     window_ms: tuple[float, float]
     cpu_pressure_pct: float | None
+    broker_cpu: dict[str, float] | None = None
     failover_s: float | None = None
     longest_gap_s: float | None = None
     killed_node: int | None = None
+    in_flight: dict[str, float] | None = None
 
 
 class _Observations:
@@ -234,7 +239,7 @@ def _cpu_pressure_us() -> int | None:
 
 def latency(
     settings: Settings, offered: int, seconds: float, tally: Tally, warmup: float = 3.0,
-    kill: Callable[[], int] | None = None,
+    kill: Callable[[], int] | None = None, broker_pids: Sequence[int] = (),
 ) -> LatencyRun:
     """p50 and p99 (ms) from an attempt's produce time to its answer consumed, at ``offered``/s, and
     every answer's stage timeline (:mod:`bench.flash_stages`).
@@ -248,8 +253,11 @@ def latency(
     transactions to >= 20 or 50 ms did not remove it).
 
     ``kill``, if given, is called halfway through the timed phase (it kills a broker and returns its
-    node id); p50/p99 then cover the attempts before it, and ``failover_s`` is the time from the kill
-    to the first answer to an attempt produced after it.
+    node id); p50/p99 then cover the answers read before it (``in_flight`` counts the attempts made
+    before it and answered after it, with their longest wait), and ``failover_s`` is the time from the kill
+    to the first answer to an attempt produced after it.  ``broker_pids``' threads are read at the
+    timed window's start and end for the brokers' CPU share, JIT and VM thread included
+    (:func:`bench.flash_stages.broker_cpu`).
     """
     prod = _producer(settings)
     consumer = _results_consumer(settings)
@@ -273,6 +281,8 @@ def latency(
     kill_ms: float | None = None
     killed: int | None = None
     pressure_before: int | None = None
+    pressure_from: float | None = None  # when the timed window began (monotonic)
+    threads_before: list[dict[str, float]] = []
     sent = 0
     deadline = start + warmup + seconds + 120
     answered = 0
@@ -289,8 +299,9 @@ def latency(
             _send(prod, settings, "orders", event, seen.on_delivery(oid))
             sent += 1
         prod.poll(0)
-        if pressure_before is None and time.time() * 1000 >= timed_from_ms:
+        if pressure_from is None and time.time() * 1000 >= timed_from_ms:
             pressure_before, pressure_from = _cpu_pressure_us(), time.monotonic()
+            threads_before = [thread_cpu_seconds(pid) for pid in broker_pids]
         if kill_at is not None and kill is not None and kill_ms is None and time.monotonic() >= kill_at:
             kill_ms = time.time() * 1000
             killed = kill()
@@ -310,19 +321,24 @@ def latency(
                 if r.attempt_ts >= timed_from_ms:
                     latencies.append((r.attempt_ts, received - r.attempt_ts))
     pressure_after = _cpu_pressure_us()
+    threads_after = [thread_cpu_seconds(pid) for pid in broker_pids]
     window = (timed_from_ms, time.time() * 1000)
     consumer.close()
     unconfirmed.close()
     prod.flush(30)
-    steady = [lat for at, lat in latencies if kill_ms is None or at < kill_ms]
+    steady = [lat for at, lat in latencies if kill_ms is None or at + lat < kill_ms]
+    crossing = [lat for at, lat in latencies if kill_ms is not None and at < kill_ms <= at + lat]
     steady.sort()
     if not steady:
         raise RuntimeError("latency phase: no answers")
     timelines = [t for t in timelines_of(seen.attempts, seen.acked, seen.produced, seen.uncommitted, seen.committed)
-                 if t.attempt_ts >= timed_from_ms and (kill_ms is None or t.attempt_ts < kill_ms)]
-    pressure = None
-    if pressure_before is not None and pressure_after is not None:
-        pressure = round(100 * (pressure_after - pressure_before) / 1e6 / (time.monotonic() - pressure_from), 1)
+                 if t.attempt_ts >= timed_from_ms and (kill_ms is None or t.committed_ms < kill_ms)]
+    pressure = brokers = None
+    if pressure_from is not None:
+        timed_s = time.monotonic() - pressure_from
+        brokers = broker_cpu(threads_before, threads_after, timed_s, os.cpu_count() or 1)
+        if pressure_before is not None and pressure_after is not None:
+            pressure = round(100 * (pressure_after - pressure_before) / 1e6 / timed_s, 1)
     failover = gap = None
     if kill_ms is not None:
         after = [seen.committed[oid] for oid, ts in seen.attempts.items() if ts >= kill_ms and oid in seen.committed]
@@ -330,7 +346,8 @@ def latency(
         reads = sorted([kill_ms, *(at for at in seen.committed.values() if at >= kill_ms)])
         gap = round(max(b - a for a, b in itertools.pairwise(reads)) / 1000, 3) if len(reads) > 1 else None
     return LatencyRun(percentile(steady, 0.5), percentile(steady, 0.99), total, timelines, window, pressure,
-                      failover, gap, killed)
+                      brokers, failover, gap, killed,
+                      {"answers": len(crossing), "max_wait_ms": round(max(crossing), 1)} if crossing else None)
 
 
 def redis_peer(attempts: int, workdir: Path) -> tuple[float, int]:
@@ -397,6 +414,7 @@ def run_figures(
         "stalls": {
             "broker_gc": gc_summary(pauses, *run.window_ms),
             "cpu_pressure_pct": run.cpu_pressure_pct,
+            "brokers_cpu": run.broker_cpu,
             "worst_seconds": worst_seconds(run.timelines, pauses),
         },
         "accepted": sum(tally.accepted_units.values()),
@@ -423,7 +441,8 @@ def _single_broker_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         )
         create_topics(settings, bench_topics())
         rate, per_cpu_s = throughput(settings, args.attempts, tally, started)
-        run = latency(settings, args.offered, args.seconds, tally, args.warmup)
+        run = latency(settings, args.offered, args.seconds, tally, args.warmup,
+                      broker_pids=[pid for pid in (broker.pid(),) if pid is not None])
     finally:
         stop_workers(started)
         broker.stop()

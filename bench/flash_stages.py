@@ -130,6 +130,33 @@ def gc_summary(pauses: Iterable[tuple[float, float]], start_ms: float, end_ms: f
     return {"pauses": len(inside), "total_ms": round(sum(inside), 1), "max_ms": round(max(inside, default=0.0), 1)}
 
 
+#: JVM threads by role: HotSpot's JIT compilers and the VM thread (where the serial collector runs).
+JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+VM_THREAD = "VM Thread"
+
+
+def broker_cpu(
+    before: Sequence[Mapping[str, float]], after: Sequence[Mapping[str, float]], seconds: float, cpus: int
+) -> dict[str, float]:
+    """The brokers' CPU in a window, from each broker's CPU seconds by thread name read at its start
+    and end (``before[i]`` and ``after[i]`` are broker *i*'s): the share of the machine's cores the
+    brokers took (``pct_of_machine``) and, of that, JIT compilation and the VM thread (serial GC and
+    other safepoint work).  A thread that appeared in the window counts from zero; one that ended in it
+    (a killed broker's, or a compiler thread HotSpot stopped) is lost, so these are lower bounds."""
+    total = jit = vm = 0.0
+    for start, end in zip(before, after, strict=True):
+        for name, value in end.items():
+            spent = max(0.0, value - start.get(name, 0.0))
+            total += spent
+            if name.startswith(JIT_THREADS):
+                jit += spent
+            elif name == VM_THREAD:
+                vm += spent
+    share = 100 / (seconds * cpus) if seconds > 0 and cpus > 0 else 0.0
+    return {"cpu_s": round(total, 2), "pct_of_machine": round(total * share, 1),
+            "jit_pct_of_machine": round(jit * share, 1), "vm_thread_pct_of_machine": round(vm * share, 1)}
+
+
 def timelines_of(
     attempts: Mapping[str, float], acked: Mapping[str, float], produced: Mapping[str, float],
     uncommitted: Mapping[str, float], committed: Mapping[str, float],

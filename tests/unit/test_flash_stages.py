@@ -1,4 +1,5 @@
-"""The flash-sale bench's stage arithmetic (bench.flash_stages): stages add up, GC logs parse, stalls rank."""
+"""The flash-sale bench's stage arithmetic (bench.flash_stages): stages add up, GC logs parse, stalls rank,
+the brokers' CPU splits into JIT, VM thread and the rest."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.common import cpu_seconds, thread_cpu_seconds
 from bench.flash_stages import (
     STAGES,
     Timeline,
+    broker_cpu,
     gc_pauses,
     gc_summary,
     percentile,
@@ -87,3 +90,45 @@ def test_orders_missing_an_observation_are_left_out_of_the_timelines() -> None:
     full = {"a": 1.0, "b": 1.0}
     joined = timelines_of(full, full, {"a": 3.0, "b": 3.0}, {"a": 4.0}, {"a": 5.0, "b": 6.0})
     assert joined == [Timeline(1.0, 1.0, 3.0, 4.0, 5.0)]
+
+
+thread_names = st.sampled_from(["C1 CompilerThre", "C2 CompilerThre", "VM Thread", "data-plane-kafka-re", "main"])
+seconds_so_far = st.floats(min_value=0, max_value=1e4, allow_nan=False)
+one_broker = st.dictionaries(thread_names, seconds_so_far, max_size=5)
+
+
+@given(st.lists(st.tuples(one_broker, one_broker, st.booleans()), min_size=1, max_size=3),
+       st.floats(min_value=0.1, max_value=100), st.integers(min_value=1, max_value=64))
+def test_broker_cpu_parts_never_exceed_the_whole_and_a_killed_broker_adds_nothing(
+    brokers: list[tuple[dict[str, float], dict[str, float], bool]], seconds: float, cpus: int
+) -> None:
+    before = [start for start, _spent, _killed in brokers]
+    after = [{} if killed else {name: start.get(name, 0.0) + spent.get(name, 0.0) for name in {*start, *spent}}
+             for start, spent, killed in brokers]
+    got = broker_cpu(before, after, seconds, cpus)
+    assert got["jit_pct_of_machine"] + got["vm_thread_pct_of_machine"] <= got["pct_of_machine"] + 0.11
+    alive = sum(v for (_b, a, killed) in brokers if not killed for v in a.values())
+    assert math.isclose(got["cpu_s"], round(alive, 2), abs_tol=0.011)
+    if all(killed for *_x, killed in brokers):
+        assert got["cpu_s"] == 0.0
+
+
+def test_broker_cpu_tells_the_jit_from_the_vm_thread_and_the_work() -> None:
+    before = [{"C2 CompilerThre": 10.0, "VM Thread": 1.0, "data-plane-kafka-re": 5.0}]
+    after = [{"C2 CompilerThre": 14.0, "C1 CompilerThre": 1.0, "VM Thread": 2.0, "data-plane-kafka-re": 9.0}]
+    got = broker_cpu(before, after, seconds=10.0, cpus=2)
+    assert got == {"cpu_s": 10.0, "pct_of_machine": 50.0, "jit_pct_of_machine": 25.0, "vm_thread_pct_of_machine": 5.0}
+
+
+def test_thread_cpu_seconds_adds_up_to_the_process_and_is_empty_for_a_gone_process() -> None:
+    import os
+
+    main_thread_before = max(thread_cpu_seconds(os.getpid()).values())
+    deadline = cpu_seconds(os.getpid()) + 0.2
+    while cpu_seconds(os.getpid()) < deadline:  # this (main) thread burns 0.2 s of CPU
+        sum(range(10_000))
+    threads = thread_cpu_seconds(os.getpid())
+    assert max(threads.values()) >= main_thread_before + 0.18  # clock ticks are 10 ms
+    # threads that already ended count in the process's total but are no longer listed
+    assert sum(threads.values()) <= cpu_seconds(os.getpid()) + 0.02
+    assert thread_cpu_seconds(2**22 + 17) == {}  # above Linux's largest pid: no such process
