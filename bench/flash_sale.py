@@ -21,9 +21,12 @@ batch start, the answer record's CreateTime = the worker's ``produce()``, and wh
 a read_committed reader got it) into ``send``, ``fetch_wait``, ``decision``, ``produce`` and ``commit``
 (see :mod:`bench.flash_stages`); p50/p99/max of each.  ``stalls`` separates the causes of slow seconds:
 the brokers' GC pauses in the timed window (from their ``-Xlog:gc`` files), CPU pressure on the shared
-cores (Linux PSI: share of time some runnable task waited for a CPU), and the five worst seconds with
-their slowest stage and the GC time in them.  Kafka forces no log flush (``log.flush.*`` unset: the
-page cache absorbs writes), so a flush shows up only as disk-bound ``produce``/``commit`` time.
+cores (Linux PSI: share of time some runnable task waited for a CPU), the brokers' share of the
+machine's CPU with their JIT compiler threads and VM thread apart (``brokers_cpu``, from their threads'
+/proc counters: a freshly started JVM's compiler was a quarter of the machine, docs/broker.md), and the
+five worst seconds with their slowest stage and the GC time in them.  Kafka forces no log flush
+(``log.flush.*`` unset: the page cache absorbs writes), so a flush shows up only as disk-bound
+``produce``/``commit`` time.
 
 The ``cluster`` object repeats the phases on three brokers (replication factor 3, min ISR 2), with a
 smaller backlog (``--cluster-attempts``), and SIGKILLs the broker leading the hot SKU's ``orders``

