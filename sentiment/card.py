@@ -79,13 +79,39 @@ def stages(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return list(reversed(chain))
 
 
+def _start(i: int, run: dict[str, Any]) -> str:
+    start = "from the base" if i == 1 and not run.get("distilled") else (
+        "from the teacher's layers" if i == 1 else f"from stage {i - 1}")
+    return start + (", distilled from the teacher" if run.get("distilled") else "")
+
+
+def _commands(chain: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
+    """The ``livecommerce sentiment train`` runs that rebuild this model, teacher first."""
+    lines = []
+    if teacher and any(run.get("distilled") for run in chain):
+        lines.append(
+            f"livecommerce sentiment train --teacher-steps {teacher['steps']} --teacher-lr {teacher['lr']} "
+            f"--student-steps 0 --chat-share {teacher['chat_share']} --review-share {teacher['review_share']} "
+            "--out sentiment/runs/teacher-only  # saves the teacher in sentiment/runs/teacher"
+        )
+    for i, run in enumerate(chain, start=1):
+        c = run["config"]
+        lines.append(
+            f"livecommerce sentiment train --student-steps {c['student_steps']} --student-lr {c['student_lr']} "
+            f"--chat-share {c['chat_share']} --review-share {c['review_share']}"
+            + (" --teacher sentiment/runs/teacher" if run.get("distilled") else "")
+            + (f" --init sentiment/runs/stage{i - 1}" if i > 1 else "") + f" --out sentiment/runs/stage{i}"
+        )
+    return lines
+
+
 def _stage_rows(chain: list[dict[str, Any]]) -> list[str]:
     rows = []
     for i, run in enumerate(chain, start=1):
         c, st = run["config"], run["student"]
         tweets = 1 - c["chat_share"] - c["review_share"]
         rows.append(
-            f"| {i} | {'from the base' if i == 1 else f'from stage {i - 1}'} | {c['student_steps']} | "
+            f"| {i} | {_start(i, run)} | {c['student_steps']} | "
             f"{c['student_lr']} | {c['chat_share']:.0%} / {c['review_share']:.0%} / {tweets:.0%} | "
             f"{st['seen']['chat']} / {st['seen']['reviews']} / {st['seen']['tweets']} | "
             f"{_pct(st['dev']['polar'])} / {_pct(st['dev']['three_class'])} | {run['train_seconds'] / 60:.0f} min |"
@@ -120,8 +146,9 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         f"- This model: layers {student['layers']} of the base's 4, each feed-forward block pruned from 2,048 to",
         f"  {student['ffn']} neurons (largest |w_in|·|w_out|), BERT pooler + linear head (3 classes).",
         "- Teacher / distillation: " + (
-            f"a 4-layer teacher fine-tuned {cfg['teacher_steps']} steps (dev polar "
-            f"{_pct(teacher['dev']['polar'])}, three-class {_pct(teacher['dev']['three_class'])}); the student "
+            f"the base's 4 layers fine-tuned {teacher.get('steps', cfg['teacher_steps'])} steps as a teacher "
+            f"(dev polar {_pct(teacher['dev']['polar'])}, three-class {_pct(teacher['dev']['three_class'])}, "
+            f"English polar {_pct(teacher['dev'].get('polar_en'))}); in the stages marked distilled the student "
             f"learns the gold labels and the teacher's soft labels (KL, T={cfg['kd_temperature']}, "
             f"weight {cfg['kd_weight']})." if teacher else
             "none for this model: the student was fine-tuned on the gold labels alone (see Known weaknesses)."
@@ -162,13 +189,7 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         "To reproduce (then copy the last output's files here and run `livecommerce sentiment eval --write`):",
         "",
         "```bash",
-        *[
-            f"livecommerce sentiment train --student-steps {run['config']['student_steps']} "
-            f"--student-lr {run['config']['student_lr']} --chat-share {run['config']['chat_share']} "
-            f"--review-share {run['config']['review_share']}"
-            + (f" --init sentiment/runs/stage{i - 1}" if i > 1 else "") + f" --out sentiment/runs/stage{i}"
-            for i, run in enumerate(chain, start=1)
-        ],
+        *_commands(chain, teacher),
         "```",
         "",
         "- Dev split: 10 % of the pass-written comments by a hash of their text; the only set used to tune.",

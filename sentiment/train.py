@@ -316,7 +316,8 @@ def train(
                           dev=data.dev)
         summary["teacher"] = {
             "final_loss_ema": round(loss, 4), "dev": dev_accuracy(teacher, tok, data.dev),
-            "steps": cfg.teacher_steps, "lr": cfg.teacher_lr,
+            "steps": cfg.teacher_steps, "lr": cfg.teacher_lr, "chat_share": cfg.chat_share,
+            "review_share": cfg.review_share, "seed": cfg.seed,
             "seconds": round(time.time() - started, 1), "drawn": mixer.drawn,
             "seen": {k: len(v) for k, v in mixer.seen.items()}, "chat_available": len(data.chat),
         }
@@ -327,6 +328,7 @@ def train(
             return summary
     else:
         summary["teacher"] = None
+    summary["distilled"] = teacher is not None
     if init_dir is not None:  # a later stage of a student, distilled from the teacher if there is one
         student = BertForSequenceClassification.from_pretrained(str(init_dir), local_files_only=True,
                                                                 dtype=torch.float32)
