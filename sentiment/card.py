@@ -79,13 +79,13 @@ def stages(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return list(reversed(chain))
 
 
-def _start(i: int, run: dict[str, Any]) -> str:
+def stage_start(i: int, run: dict[str, Any]) -> str:
     start = "from the base" if i == 1 and not run.get("distilled") else (
         "from the teacher's layers" if i == 1 else f"from stage {i - 1}")
     return start + (", distilled from the teacher" if run.get("distilled") else "")
 
 
-def _commands(chain: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
+def recipe_commands(chain: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
     """The ``livecommerce sentiment train`` runs that rebuild this model, teacher first."""
     lines = []
     if teacher and any(run.get("distilled") for run in chain):
@@ -111,7 +111,7 @@ def _stage_rows(chain: list[dict[str, Any]]) -> list[str]:
         c, st = run["config"], run["student"]
         tweets = 1 - c["chat_share"] - c["review_share"]
         rows.append(
-            f"| {i} | {_start(i, run)} | {c['student_steps']} | "
+            f"| {i} | {stage_start(i, run)} | {c['student_steps']} | "
             f"{c['student_lr']} | {c['chat_share']:.0%} / {c['review_share']:.0%} / {tweets:.0%} | "
             f"{st['seen']['chat']} / {st['seen']['reviews']} / {st['seen']['tweets']} | "
             f"{_pct(st['dev']['polar'])} / {_pct(st['dev']['three_class'])} | {run['train_seconds'] / 60:.0f} min |"
@@ -189,7 +189,7 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         "To reproduce (then copy the last output's files here and run `livecommerce sentiment eval --write`):",
         "",
         "```bash",
-        *_commands(chain, teacher),
+        *recipe_commands(chain, teacher),
         "```",
         "",
         "- Dev split: 10 % of the pass-written comments by a hash of their text; the only set used to tune.",
