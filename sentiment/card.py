@@ -85,21 +85,35 @@ def stage_start(i: int, run: dict[str, Any]) -> str:
     return start + (", distilled from the teacher" if run.get("distilled") else "")
 
 
-def recipe_commands(chain: list[dict[str, Any]], teacher: dict[str, Any] | None) -> list[str]:
-    """The ``livecommerce sentiment train`` runs that rebuild this model, teacher first."""
+def teacher_stages(teacher: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The teacher's training runs, first first (a later one started from the teacher the one before saved)."""
+    chain = []
+    while teacher:
+        chain.append(teacher)
+        teacher = teacher.get("init")
+    return list(reversed(chain))
+
+
+def recipe_commands(chain: list[dict[str, Any]]) -> list[str]:
+    """The ``livecommerce sentiment train`` runs that rebuild this model: the teacher's stages first
+    (``sentiment/runs/teacher<k>``), then the student's, each distilled one from the teacher it used."""
+    used = [run["teacher"] for run in chain if run.get("distilled") and run.get("teacher")]
+    teachers = max((teacher_stages(t) for t in used), key=len, default=[])
     lines = []
-    if teacher and any(run.get("distilled") for run in chain):
+    for k, t in enumerate(teachers, start=1):
         lines.append(
-            f"livecommerce sentiment train --teacher-steps {teacher['steps']} --teacher-lr {teacher['lr']} "
-            f"--student-steps 0 --chat-share {teacher['chat_share']} --review-share {teacher['review_share']} "
-            "--out sentiment/runs/teacher-only  # saves the teacher in sentiment/runs/teacher"
+            f"livecommerce sentiment train --teacher-steps {t['steps']} --teacher-lr {t['lr']} --student-steps 0 "
+            f"--chat-share {t['chat_share']} --review-share {t['review_share']}"
+            + (f" --teacher-init sentiment/runs/teacher{k - 1}" if k > 1 else "")
+            + f" --teacher sentiment/runs/teacher{k} --out sentiment/runs/teacher{k}-run"
         )
     for i, run in enumerate(chain, start=1):
         c = run["config"]
+        teacher = (f" --teacher sentiment/runs/teacher{len(teacher_stages(run['teacher']))}"
+                   if run.get("distilled") and run.get("teacher") else "")
         lines.append(
             f"livecommerce sentiment train --student-steps {c['student_steps']} --student-lr {c['student_lr']} "
-            f"--chat-share {c['chat_share']} --review-share {c['review_share']}"
-            + (" --teacher sentiment/runs/teacher" if run.get("distilled") else "")
+            f"--chat-share {c['chat_share']} --review-share {c['review_share']}" + teacher
             + (f" --init sentiment/runs/stage{i - 1}" if i > 1 else "") + f" --out sentiment/runs/stage{i}"
         )
     return lines
@@ -189,7 +203,7 @@ def render(model_dir: Path = MODEL_DIR) -> str:
         "To reproduce (then copy the last output's files here and run `livecommerce sentiment eval --write`):",
         "",
         "```bash",
-        *recipe_commands(chain, teacher),
+        *recipe_commands(chain),
         "```",
         "",
         "- Dev split: 10 % of the pass-written comments by a hash of their text; the only set used to tune.",

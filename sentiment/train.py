@@ -272,12 +272,14 @@ TEACHER_DIR = Path(__file__).resolve().parent / "runs" / "teacher"
 
 def train(
     cfg: TrainConfig, out_dir: Path = MODEL_DIR, progress: Progress | None = None, teacher_dir: Path | None = None,
-    init_dir: Path | None = None,
+    init_dir: Path | None = None, teacher_init_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Teacher (or the one saved in ``teacher_dir`` by an earlier run), then student; export the student.
 
     ``init_dir``: start the student from a model an earlier run exported there (a second stage: more
     steps on another mix); its ``train_summary.json`` is kept in this run's summary as ``init``.
+    ``teacher_init_dir``: start the teacher from one an earlier run saved there (the teacher's second
+    stage); its summary is kept in the new teacher's as ``init``.
     """
     import numpy as np
     import torch
@@ -311,7 +313,11 @@ def train(
     elif cfg.teacher_steps > 0:
         teacher_dir = teacher_dir or TEACHER_DIR
         mixer = Mixer(data, cfg, phase=0)
-        teacher = teacher_from_base(cfg)
+        if teacher_init_dir is not None:
+            teacher = BertForSequenceClassification.from_pretrained(str(teacher_init_dir), local_files_only=True,
+                                                                    dtype=torch.float32)
+        else:
+            teacher = teacher_from_base(cfg)
         loss = _run_phase("teacher", teacher, None, tok, mixer, cfg.teacher_steps, cfg.teacher_lr, cfg, progress,
                           dev=data.dev)
         summary["teacher"] = {
@@ -321,6 +327,8 @@ def train(
             "seconds": round(time.time() - started, 1), "drawn": mixer.drawn,
             "seen": {k: len(v) for k, v in mixer.seen.items()}, "chat_available": len(data.chat),
         }
+        if teacher_init_dir is not None:
+            summary["teacher"]["init"] = json.loads((teacher_init_dir / "teacher_summary.json").read_text())
         teacher_dir.mkdir(parents=True, exist_ok=True)
         teacher.save_pretrained(str(teacher_dir), safe_serialization=True)
         (teacher_dir / "teacher_summary.json").write_text(json.dumps(summary["teacher"], indent=1) + "\n")

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--teacher", type=Path, default=None,
                    help="reuse the teacher an earlier run saved in this directory (default: train one and save "
                         "it in sentiment/runs/teacher)")
+    t.add_argument("--teacher-init", type=Path, default=None,
+                   help="start the teacher from one an earlier run saved in this directory (its second stage)")
     x = sub.add_parser("export", help="rebuild model.int8.onnx (static int8) from the committed fp16 weights")
     x.add_argument("--model-dir", type=Path, default=None)
     s = sub.add_parser("score", help="score comments read one per line from stdin; JSON lines out")
@@ -95,7 +97,7 @@ def _train(args: argparse.Namespace) -> int:
             if not tty and (step % 25 == 0 or step == total):
                 print(f"{phase} step {step}/{total} loss {loss:.3f}", file=sys.stderr, flush=True)
 
-        summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher, args.init)
+        summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher, args.init, args.teacher_init)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
