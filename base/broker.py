@@ -401,8 +401,9 @@ class LocalKafka:
             # C1 only, no C2: a fresh broker's C2 compiler thread took a third to half of a core for its
             # first minutes (30 s of compile time in the first 60 s of a flash sale), beside the worker
             # and the buyers on the same 2 cores; C1 compiles in a fraction of that.  The flash-sale
-            # answer's p99 fell from 140-220 ms to 80-135 ms back to back (docs/broker.md).  The cost is
-            # C1's plainer code in a long-running broker; docker-compose.yml's brokers keep both tiers.
+            # answer's p99 fell from 152-229 ms to 63-81 ms in four alternating pairs (docs/broker.md).
+            # The cost is C1's plainer code in a long-running broker (about a third more broker CPU once
+            # C2 would have settled); docker-compose.yml's brokers keep both tiers.
             "-XX:TieredStopAtLevel=1",
             "-XX:+ExitOnOutOfMemoryError",
             f"-Xlog:gc:file={self.gc_log}:time,uptime:filecount=2,filesize=5m",
