@@ -348,9 +348,12 @@ def latency(
         failover = round((min(after) - kill_ms) / 1000, 3) if after else None
         reads = sorted([kill_ms, *(at for at in seen.committed.values() if at >= kill_ms)])
         gap = round(max(b - a for a, b in itertools.pairwise(reads)) / 1000, 3) if len(reads) > 1 else None
-    return LatencyRun(percentile(steady, 0.5), percentile(steady, 0.99), total, timelines, window, pressure,
-                      brokers, failover, gap, killed,
-                      {"answers": len(crossing), "max_wait_ms": round(max(crossing), 1)} if crossing else None)
+    return LatencyRun(
+        p50=percentile(steady, 0.5), p99=percentile(steady, 0.99), offered_total=total, timelines=timelines,
+        window_ms=window, cpu_pressure_pct=pressure, broker_cpu=brokers, failover_s=failover, longest_gap_s=gap,
+        killed_node=killed,
+        in_flight={"answers": len(crossing), "max_wait_ms": round(max(crossing), 1)} if crossing else None,
+    )
 
 
 def redis_peer(attempts: int, workdir: Path) -> tuple[float, int]:
