@@ -19,11 +19,16 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds in a /proc ``stat`` line (a process's or one thread's)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), to state cost per unit of work
     independently of how busy the shared machine is."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
@@ -31,7 +36,6 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     /proc/<pid>/task); empty when the process is gone.  A JVM names its threads (``C2 CompilerThread0``,
     ``VM Thread``, ``data-plane-kafka-request-handler-3``), so this tells JIT compilation and
     collection apart from the broker's own work."""
-    tick = os.sysconf("SC_CLK_TCK")
     names: dict[str, float] = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
@@ -43,6 +47,5 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
         except OSError:  # the thread ended while we looked
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        names[name] = names.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        names[name] = names.get(name, 0.0) + _stat_cpu_seconds(stat)
     return names
