@@ -161,6 +161,14 @@ def teacher_from_base(cfg: TrainConfig) -> Any:
     return model
 
 
+def load_saved(model_dir: Path) -> Any:
+    """A model (teacher or student) an earlier run saved in ``model_dir``, in fp32 for further training."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    return BertForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
+
+
 def student_from_teacher(teacher: Any, cfg: TrainConfig) -> Any:
     """``cfg.student_layers`` of the teacher, feed-forward blocks pruned to ``cfg.student_ffn`` neurons."""
     import copy
@@ -283,7 +291,6 @@ def train(
     """
     import numpy as np
     import torch
-    from transformers import BertForSequenceClassification
 
     from sentiment.base_model import TOKENIZER_NAME, ensure_base
 
@@ -306,18 +313,13 @@ def train(
     teacher: Any = None
     if saved:
         assert teacher_dir is not None
-        teacher = BertForSequenceClassification.from_pretrained(str(teacher_dir), local_files_only=True,
-                                                                dtype=torch.float32)
+        teacher = load_saved(teacher_dir)
         teacher.eval()
         summary["teacher"] = json.loads((teacher_dir / "teacher_summary.json").read_text())
     elif cfg.teacher_steps > 0:
         teacher_dir = teacher_dir or TEACHER_DIR
         mixer = Mixer(data, cfg, phase=0)
-        if teacher_init_dir is not None:
-            teacher = BertForSequenceClassification.from_pretrained(str(teacher_init_dir), local_files_only=True,
-                                                                    dtype=torch.float32)
-        else:
-            teacher = teacher_from_base(cfg)
+        teacher = load_saved(teacher_init_dir) if teacher_init_dir is not None else teacher_from_base(cfg)
         loss = _run_phase("teacher", teacher, None, tok, mixer, cfg.teacher_steps, cfg.teacher_lr, cfg, progress,
                           dev=data.dev)
         summary["teacher"] = {
@@ -338,8 +340,7 @@ def train(
         summary["teacher"] = None
     summary["distilled"] = teacher is not None
     if init_dir is not None:  # a later stage of a student, distilled from the teacher if there is one
-        student = BertForSequenceClassification.from_pretrained(str(init_dir), local_files_only=True,
-                                                                dtype=torch.float32)
+        student = load_saved(init_dir)
         summary["init"] = json.loads((init_dir / "train_summary.json").read_text())
         if teacher is None:
             summary["teacher"] = summary["init"].get("teacher")
