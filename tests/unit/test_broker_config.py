@@ -237,3 +237,13 @@ def test_class_archive_is_keyed_by_the_jar_set(tmp_path: Path) -> None:
     assert first != second
     assert first.parent == second.parent == tmp_path / ".cds"
     assert shared_class_archive(tmp_path, java) == second
+
+
+def test_the_local_broker_runs_the_serial_collector_and_compiles_with_c1_only(tmp_path: Path) -> None:
+    """docs/broker.md: on 2 shared cores G1's parallel pauses and a fresh JVM's C2 compiler thread
+    stretched the flash sale's tail; the local broker (and each local cluster node) turns both off."""
+    command = LocalKafka(tmp_path, port=1, controller_port=2, heap="256m")._java_command("java")
+    assert "-XX:+UseSerialGC" in command
+    assert "-XX:TieredStopAtLevel=1" in command
+    assert command.index("-XX:TieredStopAtLevel=1") < command.index("-cp")  # a JVM option, before the class path
+    assert {"-Xmx256m", "-Xms256m"} <= set(command)

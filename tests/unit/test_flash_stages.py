@@ -120,7 +120,7 @@ def test_broker_cpu_tells_the_jit_from_the_vm_thread_and_the_work() -> None:
     assert got == {"cpu_s": 10.0, "pct_of_machine": 50.0, "jit_pct_of_machine": 25.0, "vm_thread_pct_of_machine": 5.0}
 
 
-def test_thread_cpu_seconds_adds_up_to_the_process_and_is_empty_for_a_gone_process() -> None:
+def test_thread_cpu_seconds_counts_this_threads_work_within_the_process_total_and_is_empty_for_a_gone_process() -> None:
     import os
 
     main_thread_before = max(thread_cpu_seconds(os.getpid()).values())
