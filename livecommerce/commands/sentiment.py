@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "it in sentiment/runs/teacher)")
     t.add_argument("--teacher-init", type=Path, default=None,
                    help="start the teacher from one an earlier run saved in this directory (its second stage)")
+    t.add_argument("--english", action="store_true",
+                   help="train the English companion model instead (comments without a Chinese character; into "
+                        "<out>/en; --student-steps, --student-lr and --chat-share apply, the rest are tweets)")
     x = sub.add_parser("export", help="rebuild model.int8.onnx (static int8) from the committed fp16 weights")
     x.add_argument("--model-dir", type=Path, default=None)
     s = sub.add_parser("score", help="score comments read one per line from stdin; JSON lines out")
@@ -81,6 +84,10 @@ def _train(args: argparse.Namespace) -> int:
                   "threads")
         if getattr(args, k) is not None
     }
+    if args.english:
+        from sentiment.english import ENGLISH_DEFAULTS
+
+        overrides = {**ENGLISH_DEFAULTS, **overrides}
     cfg = dataclasses.replace(TrainConfig(), **overrides)
     tty = sys.stderr.isatty()
     with Progress(
@@ -97,7 +104,12 @@ def _train(args: argparse.Namespace) -> int:
             if not tty and (step % 25 == 0 or step == total):
                 print(f"{phase} step {step}/{total} loss {loss:.3f}", file=sys.stderr, flush=True)
 
-        summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher, args.init, args.teacher_init)
+        if args.english:
+            from sentiment.english import train_english
+
+            summary = train_english(cfg, args.out or MODEL_DIR, progress=progress)
+        else:
+            summary = train(cfg, args.out or MODEL_DIR, progress, args.teacher, args.init, args.teacher_init)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 

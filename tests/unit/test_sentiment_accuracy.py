@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
 from sentiment.evaluate import evaluate_all, flat, load_claims
-from sentiment.scorer import MODEL_DIR, SentimentScorer, load_scorer
+from sentiment.scorer import ENGLISH_SUBDIR, MODEL_DIR, SentimentScorer, load_scorer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,6 +41,15 @@ def test_the_committed_model_is_compact() -> None:
                  "train_summary.json", "README.md")
     assert all((MODEL_DIR / name).is_file() for name in committed)
     assert sum((MODEL_DIR / name).stat().st_size for name in committed) < 20 * 1024 * 1024
+
+
+def test_the_english_companion_is_compact_too() -> None:
+    """The English model (``en/``, sentiment/english.py) ships the same way: int8 graph, tokenizer,
+    config and its training summary; its fp16 weights are git-ignored."""
+    english = MODEL_DIR / ENGLISH_SUBDIR
+    committed = ("model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "train_summary.json")
+    assert all((english / name).is_file() for name in committed)
+    assert sum((english / name).stat().st_size for name in committed) < 20 * 1024 * 1024
 
 
 def test_accuracy_is_at_least_what_the_model_card_claims(measured: dict[str, dict[str, float]]) -> None:

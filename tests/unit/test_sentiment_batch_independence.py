@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from sentiment.normalize import normalize
-from sentiment.scorer import OnnxModel, SentimentScorer, to_sentiments
+from sentiment.scorer import Model, SentimentScorer, load_model, to_sentiments
 
 TEXTS = [
     "好漂亮啊，马上去拍！", "收到了，特别满意", "物流三天没动", "打卡", "W host", "来了", "退钱",
@@ -30,11 +30,12 @@ FILLERS = [
 
 
 @pytest.fixture(scope="module")
-def model() -> OnnxModel:
-    return OnnxModel(threads=1)
+def model() -> Model:
+    """The committed model as the agent loads it (with its English companion when there is one)."""
+    return load_model("onnx", threads=1)
 
 
-def test_each_text_scores_the_same_alone_and_in_any_batch(model: OnnxModel) -> None:
+def test_each_text_scores_the_same_alone_and_in_any_batch(model: Model) -> None:
     rng = random.Random(5)
     keys = [normalize(t) for t in TEXTS]
     alone = {k: to_sentiments(model.probabilities([k]))[0] for k in keys}
@@ -50,14 +51,14 @@ def test_each_text_scores_the_same_alone_and_in_any_batch(model: OnnxModel) -> N
     assert worst <= 0.01
 
 
-def test_the_scorer_gives_a_cached_and_an_uncached_text_the_same_score(model: OnnxModel) -> None:
+def test_the_scorer_gives_a_cached_and_an_uncached_text_the_same_score(model: Model) -> None:
     first = SentimentScorer(model, cache_size=0, batch_size=4).score(TEXTS)
     second = SentimentScorer(model, cache_size=0, batch_size=64).score(list(reversed(TEXTS)))
     for a, b in zip(first, reversed(second), strict=True):
         assert a.label == b.label and abs(a.score - b.score) <= 0.01
 
 
-def test_model_runs_side_by_side_give_each_text_its_score_alone(model: OnnxModel) -> None:
+def test_model_runs_side_by_side_give_each_text_its_score_alone(model: Model) -> None:
     """The agent's scorer runs single-threaded model runs side by side on one session."""
     alone = SentimentScorer(model, cache_size=0, batch_size=1).score(TEXTS)
     parallel = SentimentScorer(model, cache_size=0, batch_size=8, workers=2)
