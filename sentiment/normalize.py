@@ -15,7 +15,7 @@ from functools import lru_cache
 #: Longest run of one repeated character or syllable kept (``哈哈哈哈哈`` -> ``哈哈哈``).
 MAX_REPEAT = 3
 
-#: Characters of more than this many are cut; the model sees at most ~64 tokens anyway.
+#: Characters of more than this many are cut; the models see at most 40 tokens anyway.
 MAX_CHARS = 200
 
 # Emoji whose Unicode names say little about sentiment, or say it in a long way.
@@ -58,6 +58,8 @@ _REPEAT_CHAR = re.compile(rf"(.)\1{{{MAX_REPEAT},}}", re.DOTALL)
 _REPEAT_UNIT = re.compile(rf"(..)\1{{{MAX_REPEAT},}}", re.DOTALL)
 _REPEAT_WORD = re.compile(rf"(?<!\S)(\S+)(?: \1){{{MAX_REPEAT},}}(?!\S)")
 _SPACES = re.compile(r"\s+")
+#: A lone UTF-16 surrogate (undecodable input read with ``surrogateescape``, or bad JSON escapes).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @lru_cache(maxsize=4096)
@@ -80,7 +82,8 @@ def emoji_to_words(text: str) -> str:
     out: list[str] = []
     for ch in text:
         code = ord(ch)
-        if code in (0x200D, 0xFE0F, 0xFE0E) or 0x1F3FB <= code <= 0x1F3FF:  # ZWJ, selectors, skin tones
+        # ZWJ, selectors, U+FFFD (what undecodable input became), skin tones
+        if code in (0x200D, 0xFE0F, 0xFE0E, 0xFFFD) or 0x1F3FB <= code <= 0x1F3FF:
             continue
         if _is_symbol(ch):
             word = _emoji_word(ch)
@@ -109,7 +112,7 @@ def normalize(text: str) -> str:
     Applied until nothing changes (at most a few passes) so that the result is a fixpoint: emoji
     names can expose new repeats (🔥🔥🔥🔥 -> fire fire fire fire -> fire fire fire).
     """
-    text = text[: MAX_CHARS * 4]
+    text = _SURROGATE.sub(" ", text[: MAX_CHARS * 4])  # no tokenizer (or JSON encoder) takes them
     for _ in range(5):
         out = _once(text)
         if out == text:

@@ -1,10 +1,13 @@
 """Scoring comments: normalise, look up the LRU cache, run the model on the misses only, in batches.
 
-Two runtimes over the same committed files in ``sentiment/model/``:
-- ``onnx`` (default, what the agent uses): ``model.int8.onnx`` on onnxruntime, tokenised by the
-  ``tokenizers`` library; needs neither torch nor transformers, loads in well under a second.
-- ``torch``: the fp16 safetensors loaded into transformers' ``BertForSequenceClassification`` in
-  fp32; the reference the int8 graph is checked against (same labels within tolerance).
+Two runtimes over the files in ``sentiment/model/`` (and ``sentiment/model/en/``, the English
+companion that :class:`RoutedModel` adds, see :mod:`sentiment.language`):
+- ``onnx`` (default, what the agent uses): the committed ``model.int8.onnx`` on onnxruntime,
+  tokenised by the ``tokenizers`` library; needs neither torch nor transformers, loads in well
+  under a second.
+- ``torch``: the fp16 safetensors that training writes (git-ignored: present only where the model
+  was trained) loaded into transformers' ``BertForSequenceClassification`` in fp32; the reference
+  the int8 graph is checked against (same labels within tolerance).
 
 Batch independence: the int8 graph is *statically* quantised (activation scales fixed at export),
 and padding is masked out of attention, so a comment's score is the same alone or in any batch
@@ -179,7 +182,8 @@ class SentimentScorer:
     on small batches two single-threaded runs side by side use two cores better than one run on two
     intra-op threads, which wakes and synchronises its second thread at every operator; on this
     2-core machine shared with other jobs the 2-thread session was often slower than 1 thread.
-    Only the calling thread touches the cache, so a scorer is still used from one thread at a time.
+    The cache is guarded by a lock (``submit``'s model threads fill it as their runs finish); a scorer
+    is still called from one thread at a time.
     """
 
     def __init__(self, model: Model, cache_size: int = 100_000, batch_size: int = 64, workers: int = 1) -> None:
@@ -321,8 +325,8 @@ def split(todo: list[str], batch_size: int, workers: int) -> list[list[str]]:
 
 
 def load_model(runtime: str = "onnx", model_dir: Path | None = None, threads: int = 0) -> Model:
-    """The model in ``model_dir`` on ``runtime``; with its English companion (``<model_dir>/en``, written
-    by ``sentiment train --english``) when there is one."""
+    """The model in ``model_dir`` on ``runtime``; with its English companion when ``<model_dir>/en``
+    holds one (its ``config.json``, written by ``sentiment train --english``)."""
     directory = model_dir or MODEL_DIR
     if runtime not in ("onnx", "torch"):
         raise ValueError(f"unknown runtime {runtime!r} (onnx or torch)")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--english", action="store_true",
                    help="train the English companion model instead (comments without a Chinese character; into "
                         "<out>/en; --student-steps, --student-lr and --chat-share apply, the rest are tweets)")
-    x = sub.add_parser("export", help="rebuild model.int8.onnx (static int8) from the committed fp16 weights")
+    x = sub.add_parser("export", help="rebuild model.int8.onnx (static int8), and the English companion's, from "
+                                      "the fp16 weights training wrote")
     x.add_argument("--model-dir", type=Path, default=None)
     s = sub.add_parser("score", help="score comments read one per line from stdin; JSON lines out")
     s.add_argument("--runtime", choices=["onnx", "torch"], default="onnx")
@@ -64,9 +66,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from sentiment.english import reexport_english
     from sentiment.train import MODEL_DIR, reexport
 
     reexport(args.model_dir or MODEL_DIR)
+    if not reexport_english(args.model_dir or MODEL_DIR):
+        print("no English companion weights (en/model.safetensors): its int8 graph was left as it is",
+              file=sys.stderr)
     return 0
 
 
@@ -128,10 +134,15 @@ def _score(args: argparse.Namespace) -> int:
             out.write(b"\n")
         out.flush()
 
+    # Undecodable bytes become U+FFFD (shown back in "text", dropped by normalisation) instead of
+    # failing the batch they are in; blank lines have nothing to score and are counted on stderr.
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
     pending: list[str] = []
-    for raw in sys.stdin:
+    blank = 0
+    for raw in stdin:
         line = raw.rstrip("\r\n")
         if not line.strip():
+            blank += 1
             continue
         pending.append(line)
         if len(pending) >= args.batch_size:
@@ -139,6 +150,8 @@ def _score(args: argparse.Namespace) -> int:
             pending = []
     if pending:
         emit(pending)
+    if blank:
+        print(f"skipped {blank} blank line(s): nothing to score", file=sys.stderr)
     return 0
 
 

@@ -1,8 +1,8 @@
 """Routing between the Chinese student and the English companion (sentiment/language.py, RoutedModel).
 
-The route is a function of the comment's own normalised text: any Chinese, Japanese or Korean
-character keeps it with the student; Latin letters without one send it to the English model; text
-with neither (``666``, punctuation) stays with the student.  The routed model must give every text
+The route is a function of the comment's own normalised text: any letter of a non-Latin script
+(Chinese, Japanese, Korean, Cyrillic, ...) keeps it with the student; ASCII letters without one send
+it to the English model; text with no ASCII letter (``666``, punctuation) stays with the student.  The routed model must give every text
 the row its own model gives it alone, whatever else is in the call.
 """
 
@@ -37,12 +37,25 @@ def test_text_without_letters_stays_with_the_student(text: str) -> None:
     assert not reads_english(text)
 
 
+#: Letters of scripts neither model is routed English for: Han (basic and extension B), kana, hangul
+#: syllables and jamo, bopomofo, 々 〆 〇, Cyrillic, Greek, Thai, Arabic.
+OTHER_SCRIPTS = st.sampled_from("好𠮷かカ한ᄏㄏ々〆〇жΩกع")
+
+
+@given(st.text(st.one_of(LATIN, OTHER)), OTHER_SCRIPTS, st.text(st.one_of(LATIN, OTHER)))
+def test_a_letter_of_another_script_keeps_a_text_with_the_student(before: str, letter: str, after: str) -> None:
+    assert not reads_english(before + letter + after)
+
+
 def test_the_usual_cases() -> None:
     assert reads_english("w host fire fire fire")
     assert reads_english("mid tbh")
+    assert reads_english("café was great")  # accented Latin is Latin
     assert not reads_english("主播yyds")
     assert not reads_english("666")
     assert not reads_english("かわいい")
+    assert not reads_english("привет bad")
+    assert not reads_english("ñ")  # no ASCII letter
 
 
 class _Fixed:

@@ -69,3 +69,12 @@ def test_emoji_without_a_chosen_word_use_their_unicode_name() -> None:
 
 def test_repeated_emoji_are_capped_like_repeated_words() -> None:
     assert normalize("🔥" * 9) == "fire fire fire"
+
+
+@given(st.text(), st.sampled_from(["\ud800", "\udfff", "\udcff", "\ufffd"]), st.text())
+def test_lone_surrogates_and_replacement_characters_never_reach_the_tokenizer(before: str, bad: str, after: str) -> None:
+    """Undecodable input (read with surrogateescape, or U+FFFD from errors="replace") is dropped: the
+    tokenizer rejects a lone surrogate, which would fail every comment of its model run."""
+    out = normalize(before + bad + after)
+    assert not any(0xD800 <= ord(c) <= 0xDFFF or c == "\ufffd" for c in out)
+    out.encode("utf-8")  # encodable: the tokenizer and the JSON encoders take it
