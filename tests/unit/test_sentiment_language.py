@@ -2,8 +2,9 @@
 
 The route is a function of the comment's own normalised text: any letter of a non-Latin script
 (Chinese, Japanese, Korean, Cyrillic, ...) keeps it with the student; ASCII letters without one send
-it to the English model; text with no ASCII letter (``666``, punctuation) stays with the student.  The routed model must give every text
-the row its own model gives it alone, whatever else is in the call.
+it to the English model; text with no ASCII letter (``666``, punctuation) stays with the student.
+The routed model must give every text the row its own model gives it alone, whatever else is in
+the call.
 """
 
 from __future__ import annotations

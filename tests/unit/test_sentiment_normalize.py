@@ -72,7 +72,9 @@ def test_repeated_emoji_are_capped_like_repeated_words() -> None:
 
 
 @given(st.text(), st.sampled_from(["\ud800", "\udfff", "\udcff", "\ufffd"]), st.text())
-def test_lone_surrogates_and_replacement_characters_never_reach_the_tokenizer(before: str, bad: str, after: str) -> None:
+def test_lone_surrogates_and_replacement_characters_never_reach_the_tokenizer(
+    before: str, bad: str, after: str,
+) -> None:
     """Undecodable input (read with surrogateescape, or U+FFFD from errors="replace") is dropped: the
     tokenizer rejects a lone surrogate, which would fail every comment of its model run."""
     out = normalize(before + bad + after)
