@@ -166,7 +166,7 @@ def to_sentiments(probs: np.ndarray) -> list[Sentiment]:
 
 def _run_order(key: str) -> tuple[bool, int]:
     """Misses are run grouped by the model that reads them, then by length (less padding): with an
-    English companion a chunk then feeds one model instead of being cut into two small runs."""
+    English companion at most one chunk of a call is cut into two runs (one per model)."""
     return reads_english(key), len(key)
 
 
