@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--teacher-init", type=Path, default=None,
                    help="start the teacher from one an earlier run saved in this directory (its second stage)")
     t.add_argument("--english", action="store_true",
-                   help="train the English companion model instead (comments without a Chinese character; into "
-                        "<out>/en; --student-steps, --student-lr and --chat-share apply, the rest are tweets)")
+                   help="train the English companion model instead (comments with an ASCII letter and no letter of "
+                        "a non-Latin script; into <out>/en; --student-steps, --student-lr and --chat-share "
+                        "apply, the rest are tweets)")
     x = sub.add_parser("export", help="rebuild model.int8.onnx (static int8), and the English companion's, from "
                                       "the fp16 weights training wrote")
     x.add_argument("--model-dir", type=Path, default=None)
