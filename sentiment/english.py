@@ -15,7 +15,6 @@ then exported like the student (static int8 ONNX) into ``<model dir>/en``.
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,9 +31,11 @@ from sentiment.train import (
     Mixer,
     Progress,
     TrainConfig,
+    calibration_texts,
     dev_accuracy,
     export,
     make_tokenizer,
+    reexport_from_weights,
     run_phase,
     seed_everything,
 )
@@ -99,8 +100,7 @@ def train_english(
     loss = run_phase("english", model, None, tok, mixer, cfg.student_steps, cfg.student_lr, cfg, progress,
                       dev=mine.dev)
     target = out_dir / ENGLISH_SUBDIR
-    calib = [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(mine.chat, cfg.calibration_texts)]
-    export(model, tok_path, target, cfg, calib, FLOAT_NODES)
+    export(model, tok_path, target, cfg, calibration_texts(mine.chat, cfg), FLOAT_NODES)
     summary = {
         "base": BASE_NAME, "layers": list(layers), "config": asdict(cfg),
         "available": {"chat": len(mine.chat), "tweets": len(mine.tweets), "dev": len(mine.dev)},
@@ -116,19 +116,9 @@ def reexport_english(model_dir: Path = MODEL_DIR, cfg: TrainConfig | None = None
     """Rebuild ``<model_dir>/en/model.int8.onnx`` from the fp16 weights training wrote there, with the
     same tokenizer, calibration texts and float nodes as :func:`train_english`.  False when there are no
     weights to rebuild from (they are git-ignored)."""
-    import torch
-    from transformers import BertForSequenceClassification
-
     target = model_dir / ENGLISH_SUBDIR
     if not (target / "model.safetensors").exists():
         return False
-    cfg = cfg or TrainConfig(**ENGLISH_DEFAULTS)
-    model = BertForSequenceClassification.from_pretrained(
-        str(target), dtype=torch.float32, local_files_only=True, attn_implementation="eager"
-    )
-    model.eval()  # type: ignore[no-untyped-call]
-    chat = english_rows(training_data().chat)
-    calib = [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(chat, cfg.calibration_texts)]
-    export(model, base_dir() / "tokenizer.json", target, cfg, calib, FLOAT_NODES)
+    reexport_from_weights(target, base_dir() / "tokenizer.json", english_rows(training_data().chat),
+                          cfg or TrainConfig(**ENGLISH_DEFAULTS), FLOAT_NODES)
     return True
-

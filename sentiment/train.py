@@ -300,7 +300,6 @@ def train(
     ``teacher_init_dir``: start the teacher from one an earlier run saved there (the teacher's second
     stage); its summary is kept in the new teacher's as ``init``.
     """
-
     from sentiment.base_model import TOKENIZER_NAME, ensure_base
 
     seed_everything(cfg)
@@ -362,8 +361,7 @@ def train(
         "layers": list(cfg.student_layers), "ffn": cfg.student_ffn, "drawn": mixer.drawn,
         "seen": {k: len(v) for k, v in mixer.seen.items()},
     }
-    calib = [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(data.chat, cfg.calibration_texts)]
-    export(student, tok_path, out_dir, cfg, calib)
+    export(student, tok_path, out_dir, cfg, calibration_texts(data.chat, cfg))
     summary["train_seconds"] = round(time.time() - started, 1)
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return summary
@@ -469,18 +467,29 @@ def quantize(
         root.setLevel(level)
 
 
-def reexport(model_dir: Path = MODEL_DIR, cfg: TrainConfig | None = None) -> None:
-    """Rebuild ``model.int8.onnx`` from the committed fp16 weights (no retraining)."""
+def calibration_texts(rows: Sequence[Example], cfg: TrainConfig) -> list[str]:
+    """The normalised comments the int8 activation scales are calibrated on: a seeded sample of
+    ``rows``, so training and a later re-export calibrate on the same texts."""
+    return [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(list(rows), cfg.calibration_texts)]
+
+
+def reexport_from_weights(
+    weights_dir: Path, tok_path: Path, rows: Sequence[Example], cfg: TrainConfig, float_nodes: Sequence[str] = (),
+) -> None:
+    """Rebuild ``weights_dir/model.int8.onnx`` from the fp16 weights training wrote there (no retraining),
+    calibrated on :func:`calibration_texts` of ``rows``."""
     import torch
     from transformers import BertForSequenceClassification
 
-    from sentiment.base_model import TOKENIZER_NAME, ensure_base
-
-    cfg = cfg or TrainConfig()
     model = BertForSequenceClassification.from_pretrained(
-        str(model_dir), dtype=torch.float32, local_files_only=True, attn_implementation="eager"
+        str(weights_dir), dtype=torch.float32, local_files_only=True, attn_implementation="eager"
     )
     model.eval()  # type: ignore[no-untyped-call]
-    data = training_data()
-    calib = [normalize(e.text) for e in random.Random(cfg.seed + 2).sample(data.chat, cfg.calibration_texts)]
-    export(model, ensure_base() / TOKENIZER_NAME, model_dir, cfg, calib)
+    export(model, tok_path, weights_dir, cfg, calibration_texts(rows, cfg), float_nodes)
+
+
+def reexport(model_dir: Path = MODEL_DIR, cfg: TrainConfig | None = None) -> None:
+    """Rebuild the student's ``model.int8.onnx`` from its fp16 weights (no retraining)."""
+    from sentiment.base_model import TOKENIZER_NAME, ensure_base
+
+    reexport_from_weights(model_dir, ensure_base() / TOKENIZER_NAME, training_data().chat, cfg or TrainConfig())
