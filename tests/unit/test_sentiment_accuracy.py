@@ -81,3 +81,19 @@ def test_score_command_writes_one_json_line_per_comment() -> None:
         assert set(r) == {"text", "label", "score", "confidence"}
         assert r["label"] in {"positive", "neutral", "negative"}
         assert -1 <= r["score"] <= 1 and 0 <= r["confidence"] <= 1
+
+
+def test_score_command_scores_lines_with_undecodable_bytes_and_reports_blank_ones() -> None:
+    """Invalid UTF-8 (and a UTF-8-encoded lone surrogate) used to fail the whole batch it was read in,
+    losing the good lines before it; now such a line is scored with U+FFFD shown in its text, and blank
+    lines, which have nothing to score, are counted on stderr instead of vanishing."""
+    raw = b"good stuff\n\xff\xfe bad\n\n  \n\xed\xa0\x80 ok\nnice\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "livecommerce.cli", "sentiment", "score"],
+        input=raw, capture_output=True, cwd=REPO, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=True,
+    )
+    rows = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["text"] for r in rows] == ["good stuff", "\ufffd\ufffd bad", "\ufffd\ufffd\ufffd ok", "nice"]
+    assert all(r["label"] in {"positive", "neutral", "negative"} for r in rows)
+    assert "skipped 2 blank line(s)" in proc.stderr.decode()
